@@ -1,0 +1,408 @@
+r"""Forward noising processes, all behind one interface.
+
+Every process here is a linear SDE with the Gaussian marginal
+
+.. math::
+    x_t = \alpha_t x_0 + \sigma_t \epsilon, \qquad \epsilon \sim N(0, I),
+
+and each is defined by that marginal alone: a subclass gives :math:`\log\alpha_t` and
+:math:`\sigma_t^2`; the SDE :math:`dx = f(t)\,x\,dt + g(t)\,dW` is derived from them once,
+
+.. math::
+    f(t) = \frac{d \log\alpha_t}{dt}, \qquad g(t)^2 = \frac{d\sigma_t^2}{dt} - 2 f(t) \sigma_t^2,
+
+by forward-mode autodiff (as vdm does), and so are the reverse-time drift
+:math:`f x - g^2 \nabla\log p_t` and the probability-flow drift
+:math:`f x - \tfrac12 g^2 \nabla\log p_t` (Song et al. 2021, eqs. 6 and 13).
+
+The discrete DDPM (betas) and NCSN (sigmas) schedules are processes of the same kind whose
+marginal is known at a finite set of levels and interpolated between them: their continuous
+limits are the VP and VE SDEs, so every sampler works for every process.
+
+All functions are per example and broadcast over any shape; batch with ``jax.vmap`` or by
+passing arrays.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "SDE",
+    "VP",
+    "SubVP",
+    "VE",
+    "DDPMSchedule",
+    "NCSNSchedule",
+    "ddpm_linear",
+    "ncsn_geometric",
+]
+
+
+def _is_concrete(x) -> bool:
+    try:
+        np.asarray(x)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return False
+    return True
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+class SDE(abc.ABC):
+    """A forward process :math:`x_t = \\alpha_t x_0 + \\sigma_t \\epsilon` on ``[t_min, T]``.
+
+    Subclasses implement :meth:`log_alpha` and :meth:`variance` (of the noise,
+    :math:`\\sigma_t^2`) and set ``T`` and ``t_min``; everything else is derived here.
+    """
+
+    T: float
+    t_min: float
+
+    # --- what a process defines -------------------------------------------------------------
+
+    @abc.abstractmethod
+    def log_alpha(self, t: jax.Array) -> jax.Array:
+        """:math:`\\log \\alpha_t`, the log of the signal coefficient."""
+
+    @abc.abstractmethod
+    def variance(self, t: jax.Array) -> jax.Array:
+        """:math:`\\sigma_t^2`, the variance of the added noise."""
+
+    # --- the marginal and the SDE, derived --------------------------------------------------
+
+    def check_time(self, t: jax.Array, name: str = "t") -> jax.Array:
+        """Raise if a concrete ``t`` lies outside ``[t_min, T]``; traced values pass through."""
+        if _is_concrete(t):
+            tv = np.asarray(t, dtype=np.float64)
+            tol = 1e-6 * max(1.0, self.T)
+            bad = (tv < self.t_min - tol) | (tv > self.T + tol) | ~np.isfinite(tv)
+            if np.any(bad):
+                raise ValueError(
+                    f"{name} must lie in [t_min, T] = [{self.t_min:g}, {self.T:g}] for "
+                    f"{type(self).__name__}; got {tv[bad].ravel()[:3].tolist()}"
+                )
+        return jnp.asarray(t, dtype=jnp.result_type(float))
+
+    def marginal(self, t: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """:math:`(\\alpha_t, \\sigma_t)` with :math:`x_t = \\alpha_t x_0 + \\sigma_t \\epsilon`."""
+        t = self.check_time(t)
+        return jnp.exp(self.log_alpha(t)), jnp.sqrt(self.variance(t))
+
+    def drift_coefficient(self, t: jax.Array) -> jax.Array:
+        """:math:`f(t) = d\\log\\alpha_t/dt`."""
+        return _derivative(self.log_alpha, t)
+
+    def diffusion(self, t: jax.Array) -> jax.Array:
+        """:math:`g(t) = \\sqrt{d\\sigma_t^2/dt - 2 f(t)\\sigma_t^2}`."""
+        g2 = _derivative(self.variance, t) - 2.0 * self.drift_coefficient(t) * self.variance(t)
+        return jnp.sqrt(jnp.maximum(g2, 0.0))
+
+    def drift(self, x: jax.Array, t: jax.Array) -> jax.Array:
+        """Forward drift :math:`f(t)\\,x`."""
+        return self.drift_coefficient(t) * x
+
+    def reverse_drift(self, x: jax.Array, t: jax.Array, score: jax.Array) -> jax.Array:
+        """Drift of the reverse-time SDE, :math:`f x - g^2 \\nabla_x \\log p_t(x)`
+        (integrated from T down to 0)."""
+        return self.drift(x, t) - self.diffusion(t) ** 2 * score
+
+    def probability_flow(self, x: jax.Array, t: jax.Array, score: jax.Array) -> jax.Array:
+        """Probability-flow ODE drift :math:`f x - \\tfrac12 g^2 \\nabla_x \\log p_t(x)`."""
+        return self.drift(x, t) - 0.5 * self.diffusion(t) ** 2 * score
+
+    def transition(self, s: jax.Array, t: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """:math:`(\\alpha_{t|s}, \\sigma_{t|s})` of :math:`x_t | x_s` for ``s <= t``.
+
+        :math:`\\alpha_{t|s} = \\alpha_t/\\alpha_s`, :math:`\\sigma^2_{t|s} = \\sigma_t^2 -
+        \\alpha_{t|s}^2 \\sigma_s^2`.
+        """
+        log_a = self.log_alpha(t) - self.log_alpha(s)
+        var = self.variance(t) - jnp.exp(2.0 * log_a) * self.variance(s)
+        return jnp.exp(log_a), jnp.sqrt(jnp.maximum(var, 0.0))
+
+    def perturb(self, key: jax.Array, x0: jax.Array, t: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Draw :math:`x_t \\sim q(x_t | x_0)`; returns ``(x_t, eps)``."""
+        alpha, sigma = self.marginal(t)
+        eps = jax.random.normal(key, jnp.shape(x0), jnp.result_type(x0))
+        return alpha * x0 + sigma * eps, eps
+
+    # --- conversions between what a network may predict -------------------------------------
+
+    def score_from_eps(self, eps: jax.Array, t: jax.Array) -> jax.Array:
+        """:math:`\\nabla \\log p_t = -\\epsilon/\\sigma_t`."""
+        return -eps / jnp.sqrt(self.variance(t))
+
+    def eps_from_score(self, score: jax.Array, t: jax.Array) -> jax.Array:
+        return -jnp.sqrt(self.variance(t)) * score
+
+    def x0_from_eps(self, x: jax.Array, eps: jax.Array, t: jax.Array) -> jax.Array:
+        """:math:`\\hat x_0 = (x_t - \\sigma_t \\epsilon)/\\alpha_t`
+        (Tweedie's mean when eps is the true posterior mean)."""
+        return (x - jnp.sqrt(self.variance(t)) * eps) * jnp.exp(-self.log_alpha(t))
+
+    def eps_from_x0(self, x: jax.Array, x0: jax.Array, t: jax.Array) -> jax.Array:
+        return (x - jnp.exp(self.log_alpha(t)) * x0) / jnp.sqrt(self.variance(t))
+
+    # --- prior and time grids ---------------------------------------------------------------
+
+    @property
+    def prior_std(self) -> float:
+        """Std of the prior :math:`N(0, s^2 I)`: :math:`s^2 = \\alpha_T^2 + \\sigma_T^2`.
+
+        That is the marginal variance at ``T`` of data with unit variance: exactly 1 for VP,
+        about 1 for sub-VP and :math:`\\sqrt{1+\\sigma_{max}^2}` for VE.
+        """
+        with jax.ensure_compile_time_eval():  # a Python float even when called under jit
+            t = jnp.asarray(self.T, jnp.float32)
+            return float(jnp.sqrt(jnp.exp(2.0 * self.log_alpha(t)) + self.variance(t)))
+
+    def prior_sample(self, key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+        return self.prior_std * jax.random.normal(key, shape)
+
+    def prior_logp(self, x: jax.Array) -> jax.Array:
+        """Log density of one example ``x`` (any shape) under the prior."""
+        s2 = self.prior_std**2
+        return -0.5 * (jnp.sum(x**2) / s2 + x.size * math.log(2.0 * math.pi * s2))
+
+    @property
+    def num_levels(self) -> int | None:
+        """Number of discrete noise levels, or ``None`` for a continuous-time process."""
+        return None
+
+    def grid(self, steps: int | None) -> jax.Array:
+        """``steps`` decreasing times from ``T`` to ``t_min`` (both included)."""
+        _require(
+            steps is not None and int(steps) >= 2,
+            f"steps must be an integer >= 2 for {type(self).__name__}, got {steps!r}",
+        )
+        return jnp.linspace(self.T, self.t_min, int(steps))
+
+    def sample_time(self, key: jax.Array, shape: tuple[int, ...] = ()) -> jax.Array:
+        """Training times: uniform on ``[t_min, T]``."""
+        return jax.random.uniform(key, shape, minval=self.t_min, maxval=self.T)
+
+
+def _derivative(fn, t):
+    t = jnp.asarray(t, dtype=jnp.result_type(float))
+    return jax.jvp(fn, (t,), (jnp.ones_like(t),))[1]
+
+
+# --- continuous-time SDEs (Song et al. 2021) -------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _BetaLinear(SDE):
+    beta_min: float = 0.1
+    beta_max: float = 20.0
+    T: float = 1.0
+    t_min: float = 1e-3
+
+    def __post_init__(self):
+        _require(self.beta_min > 0, f"beta_min must be > 0, got {self.beta_min}")
+        _require(
+            self.beta_min < self.beta_max,
+            f"beta_min must be < beta_max, got beta_min={self.beta_min}, beta_max={self.beta_max}",
+        )
+        _require(0 < self.t_min < self.T, f"need 0 < t_min < T, got t_min={self.t_min}, T={self.T}")
+
+    def integrated_beta(self, t):
+        """:math:`B(t) = \\int_0^t \\beta(s) ds`
+        with :math:`\\beta` linear from beta_min to beta_max on [0, T]."""
+        return self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * t**2 / self.T
+
+    def log_alpha(self, t):
+        return -0.5 * self.integrated_beta(t)
+
+
+@dataclasses.dataclass(frozen=True)
+class VP(_BetaLinear):
+    """Variance preserving: :math:`dx = -\\tfrac12\\beta(t) x dt + \\sqrt{\\beta(t)} dW`,
+    :math:`\\sigma_t^2 = 1 - \\alpha_t^2`. The continuous limit of DDPM."""
+
+    def variance(self, t):
+        return -jnp.expm1(-self.integrated_beta(t))
+
+
+@dataclasses.dataclass(frozen=True)
+class SubVP(_BetaLinear):
+    """Sub-VP: :math:`g^2 = \\beta(t)(1 - e^{-2B(t)})`, :math:`\\sigma_t^2 = (1-\\alpha_t^2)^2`,
+    always below the VP variance."""
+
+    def variance(self, t):
+        return jnp.expm1(-self.integrated_beta(t)) ** 2
+
+
+@dataclasses.dataclass(frozen=True)
+class VE(SDE):
+    """Variance exploding: :math:`\\alpha_t = 1`, :math:`\\sigma_t = \\sigma_{min}
+    (\\sigma_{max}/\\sigma_{min})^{t/T}`. The continuous limit of NCSN."""
+
+    sigma_min: float = 0.01
+    sigma_max: float = 50.0
+    T: float = 1.0
+    t_min: float = 1e-5
+
+    def __post_init__(self):
+        _require(self.sigma_min > 0, f"sigma_min must be > 0, got {self.sigma_min}")
+        _require(
+            self.sigma_min < self.sigma_max,
+            f"sigma_min must be < sigma_max, got sigma_min={self.sigma_min}, "
+            f"sigma_max={self.sigma_max}",
+        )
+        _require(
+            0 <= self.t_min < self.T, f"need 0 <= t_min < T, got t_min={self.t_min}, T={self.T}"
+        )
+
+    def log_alpha(self, t):
+        return jnp.zeros_like(t)
+
+    def variance(self, t):
+        log_sigma = math.log(self.sigma_min) + (t / self.T) * math.log(
+            self.sigma_max / self.sigma_min
+        )
+        return jnp.exp(2.0 * log_sigma)
+
+
+# --- discrete schedules ----------------------------------------------------------------------
+
+
+class _Levels(SDE):
+    """A process known at ``num_levels`` times (``level_times``, increasing) and
+    interpolated between them. Training draws a level uniformly; a sampler's default grid
+    is every level, and a coarser grid is a subsequence of the levels (as in DDIM)."""
+
+    @property
+    @abc.abstractmethod
+    def level_times(self) -> np.ndarray: ...
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.level_times)
+
+    def grid(self, steps: int | None = None) -> jax.Array:
+        n = self.num_levels
+        steps = n if steps is None else int(steps)
+        _require(
+            2 <= steps <= n, f"steps must lie in [2, {n}] for {type(self).__name__}, got {steps}"
+        )
+        index = np.unique(np.round(np.linspace(n - 1, 0, steps)).astype(int))[::-1]
+        return jnp.asarray(self.level_times[index])
+
+    def sample_time(self, key, shape=()):
+        index = jax.random.randint(key, shape, 0, self.num_levels)
+        return jnp.asarray(self.level_times)[index]
+
+
+@dataclasses.dataclass(frozen=True)
+class DDPMSchedule(_Levels):
+    """DDPM (Ho et al. 2020) with ``betas`` :math:`\\beta_1..\\beta_N` at times
+    :math:`t_i = i/N`: :math:`\\alpha_{t_i}^2 = \\bar\\alpha_i = \\prod_{j \\le i} (1-\\beta_j)`,
+    :math:`\\sigma_t^2 = 1 - \\alpha_t^2`.
+
+    :math:`\\log\\alpha_t` is linear between levels, so this is exactly the VP SDE with the
+    piecewise constant :math:`\\beta(t) = -N\\log(1-\\beta_i)` on :math:`(t_{i-1}, t_i]`
+    (:math:`\\approx N\\beta_i`): the continuous limit of Song et al. 2021.
+    """
+
+    betas: tuple[float, ...]
+    T: float = 1.0
+
+    def __post_init__(self):
+        b = np.asarray(self.betas, dtype=np.float64)
+        _require(
+            b.ndim == 1 and b.size >= 2,
+            f"betas must be a 1-D sequence of >= 2 values, got shape {b.shape}",
+        )
+        _require(bool(np.all((b > 0) & (b < 1))), "betas must lie in (0, 1)")
+        object.__setattr__(self, "betas", tuple(float(v) for v in b))
+
+    @property
+    def t_min(self) -> float:
+        return self.T / len(self.betas)
+
+    @property
+    def level_times(self) -> np.ndarray:
+        n = len(self.betas)
+        return np.arange(1, n + 1, dtype=np.float32) * (self.T / n)
+
+    def log_alpha(self, t):
+        n = len(self.betas)
+        log_alpha_bar = np.concatenate([[0.0], np.cumsum(np.log1p(-np.asarray(self.betas)))])
+        return 0.5 * jnp.interp(
+            t * (n / self.T), jnp.arange(n + 1.0), jnp.asarray(log_alpha_bar, jnp.float32)
+        )
+
+    def variance(self, t):
+        return -jnp.expm1(2.0 * self.log_alpha(t))
+
+
+@dataclasses.dataclass(frozen=True)
+class NCSNSchedule(_Levels):
+    """NCSN (Song & Ermon 2019) noise levels ``sigmas`` (any order; stored decreasing, as
+    :math:`\\sigma_1 > \\dots > \\sigma_L`): :math:`\\alpha_t = 1`, and
+    :math:`\\log\\sigma_t` is linear between the levels placed at :math:`t = 0..1`
+    with :math:`\\sigma_{t=0} = \\sigma_L` and :math:`\\sigma_{t=T} = \\sigma_1`.
+    For geometric sigmas this is exactly the VE SDE.
+    """
+
+    sigmas: tuple[float, ...]
+    T: float = 1.0
+    t_min: float = 0.0
+
+    def __post_init__(self):
+        s = np.asarray(self.sigmas, dtype=np.float64)
+        _require(
+            s.ndim == 1 and s.size >= 2,
+            f"sigmas must be a 1-D sequence of >= 2 values, got shape {s.shape}",
+        )
+        _require(bool(np.all(s > 0)), f"sigmas must be > 0 (sigma_min <= 0 given: {s.min():g})")
+        s = np.sort(s)[::-1]
+        _require(bool(np.all(np.diff(s) < 0)), "sigmas must be distinct")
+        object.__setattr__(self, "sigmas", tuple(float(v) for v in s))
+
+    @property
+    def level_times(self) -> np.ndarray:
+        n = len(self.sigmas)
+        return np.linspace(0.0, self.T, n, dtype=np.float32)
+
+    def log_alpha(self, t):
+        return jnp.zeros_like(t)
+
+    def variance(self, t):
+        n = len(self.sigmas)
+        log_sigmas = jnp.asarray(np.log(self.sigmas[::-1]), jnp.float32)  # increasing in t
+        return jnp.exp(2.0 * jnp.interp(t * ((n - 1) / self.T), jnp.arange(float(n)), log_sigmas))
+
+
+def ddpm_linear(
+    beta_start: float = 1e-4, beta_end: float = 0.02, num_steps: int = 1000
+) -> DDPMSchedule:
+    """Ho et al.'s linear schedule: ``num_steps`` betas from ``beta_start`` to ``beta_end``."""
+    _require(num_steps >= 2, f"num_steps must be >= 2, got {num_steps}")
+    _require(
+        0 < beta_start < beta_end < 1,
+        f"need 0 < beta_start < beta_end < 1, got beta_start={beta_start}, beta_end={beta_end}",
+    )
+    return DDPMSchedule(tuple(np.linspace(beta_start, beta_end, num_steps).tolist()))
+
+
+def ncsn_geometric(
+    sigma_max: float = 1.0, sigma_min: float = 0.01, num_levels: int = 100
+) -> NCSNSchedule:
+    """Geometric noise levels from ``sigma_max`` down to ``sigma_min`` (Song & Ermon 2019)."""
+    _require(sigma_min > 0, f"sigma_min must be > 0, got {sigma_min}")
+    _require(
+        sigma_min < sigma_max, f"sigma_min must be < sigma_max, got {sigma_min} >= {sigma_max}"
+    )
+    _require(num_levels >= 2, f"num_levels must be >= 2, got {num_levels}")
+    return NCSNSchedule(tuple(np.geomspace(sigma_max, sigma_min, num_levels).tolist()))
