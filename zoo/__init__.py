@@ -3,7 +3,7 @@
 The public API; everything a user needs is reachable from here.
 """
 
-from zoo import likelihood, nets, samplers, sdes, train
+from zoo import data, likelihood, metrics, nets, plotting, presets, samplers, sdes, train
 from zoo.likelihood import log_likelihood
 from zoo.models import DDPM, NCSN, DiffusionModel, Model, ScoreSDE, transform
 from zoo.nets import ScoreNet
@@ -39,9 +39,13 @@ __all__ = [
     "ScoreNet",
     "ScoreSDE",
     "SubVP",
+    "data",
     "likelihood",
     "log_likelihood",
+    "metrics",
     "nets",
+    "plotting",
+    "presets",
     "samplers",
     "sdes",
     "train",

@@ -1,0 +1,91 @@
+"""Each family trains (its loss falls) and, after a short run, samples far better than its prior."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import zoo
+from zoo import data, metrics, presets, samplers, sdes
+
+NINE = data.nine_gaussians()
+STEPS = 3000
+# Cheap samplers: the point is the trained score, not the sampler's own accuracy.
+CHEAP = {
+    "ddpm": samplers.DDIM(steps=50),
+    "ncsn": samplers.AnnealedLangevin(levels=25, steps_per_level=20, step_size=1e-4),
+    "vp": samplers.EulerMaruyama(steps=200),
+    "subvp": samplers.EulerMaruyama(steps=200),
+    "ve": samplers.EulerMaruyama(steps=200),
+}
+
+
+@functools.cache
+def trained(family):
+    preset = presets.toy(family, steps=STEPS)
+    state, curve = preset.fit(seeds=[0], batch_size=128, log_every=STEPS // 10)
+    return preset, zoo.train.run_params(state, 0), curve[0]
+
+
+@pytest.mark.parametrize("family", presets.FAMILIES)
+def test_family_learns_the_nine_gaussians(family):
+    preset, params, curve = trained(family)
+    assert np.all(np.isfinite(curve))
+    # The loss on one large batch (same times and noise) falls well below its value at init.
+    batch, key = NINE.sample(jax.random.PRNGKey(4), (4096,)), jax.random.PRNGKey(8)
+    initial = preset.model.init(jax.random.PRNGKey(0), batch)
+    before = float(jnp.mean(preset.model.loss(initial, key, batch)))
+    after = float(jnp.mean(preset.model.loss(params, key, batch)))
+    assert after < 0.8 * before, (before, after)
+    n, key = 1000, jax.random.PRNGKey(5)
+    x = preset.model.sample(params, key, (n,), CHEAP[family]).x
+    reference = NINE.sample(jax.random.PRNGKey(6), (n,))
+    prior = preset.model.sde.prior_sample(key, (n, 2))
+    swd = float(metrics.sliced_w2(x, reference, key))
+    swd_prior = float(metrics.sliced_w2(prior, reference, key))
+    assert swd < 0.25 * swd_prior, (swd, swd_prior)
+
+
+@pytest.mark.parametrize("predict", ["score", "x0"])
+def test_other_parametrisations_train(predict):
+    model = zoo.transform(zoo.ScoreSDE, sde=sdes.VP(), predict=predict)
+    _, curve = zoo.train.fit(model, NINE, steps=600, log_every=200, num_train=2000)
+    assert np.all(np.isfinite(curve)) and curve[0, -1] < curve[0, 0]
+
+
+def test_loss_and_sample_share_parameters():
+    model = zoo.transform(zoo.DDPM, schedule=sdes.ddpm_linear(num_steps=20))
+    key = jax.random.PRNGKey(0)
+    params = model.init(key, NINE.sample(key, (8,)))
+    shifted = jax.tree_util.tree_map(lambda p: p + 0.1, params)
+    a = model.sample(params, key, (4,)).x
+    b = model.sample(shifted, key, (4,)).x
+    assert not np.allclose(a, b)  # sampling reads the very parameters that loss trains
+
+
+def test_model_errors_are_named():
+    model = zoo.transform(zoo.DDPM)
+    key = jax.random.PRNGKey(0)
+    params = model.init(key, jnp.zeros((4, 2)))
+    with pytest.raises(ValueError, match=r"x0 must have shape \[batch, 2\]"):
+        model.loss(params, key, jnp.zeros((4, 3)))
+    with pytest.raises(ValueError, match="x contains NaN"):
+        model.loss(params, key, jnp.array([[0.0, jnp.nan]]))
+    with pytest.raises(TypeError, match="sampler must be a zoo.samplers.Sampler"):
+        model.sample(params, key, (4,), sampler="ddim")
+    with pytest.raises(ValueError, match=r"sample_shape must be \(n,\)"):
+        model.sample(params, key, (4, 2))
+    with pytest.raises(TypeError, match="schedule must be a zoo.sdes.DDPMSchedule"):
+        zoo.transform(zoo.DDPM, schedule=sdes.VP())
+    with pytest.raises(TypeError, match="schedule must be a zoo.sdes.NCSNSchedule"):
+        zoo.transform(zoo.NCSN, schedule=sdes.ddpm_linear())
+    with pytest.raises(ValueError, match="predict must be one of"):
+        zoo.transform(zoo.ScoreSDE, predict="noise")
+    with pytest.raises(ValueError, match="family must be one of"):
+        presets.toy("ddim")
+    with pytest.raises(ValueError, match="data: examples have shape"):
+        zoo.train.fit(model, np.zeros((100, 3), np.float32), steps=1)
+    with pytest.raises(ValueError, match="data contains NaN"):
+        zoo.train.fit(model, np.full((100, 2), np.nan, np.float32), steps=1)

@@ -1,0 +1,148 @@
+"""Every sampler, driven by the exact score of a known distribution, recovers it.
+
+With the oracle score the only errors left are the sampler's, so each is judged against the
+metric's noise floor (two independent true samples of the same size), and the deterministic
+ones by their order of convergence to the exact probability-flow map of a Gaussian.
+"""
+
+import functools
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from zoo import data, metrics, samplers, sdes
+
+N = 4000
+NINE = data.nine_gaussians()
+VP, VE = sdes.VP(0.1, 20.0), sdes.VE(0.01, 10.0)
+DDPM_1000, NCSN_100 = sdes.ddpm_linear(1e-4, 0.02, 1000), sdes.ncsn_geometric(10.0, 0.01, 100)
+
+CASES = {
+    "vp/ancestral-200": (VP, samplers.Ancestral(steps=200)),
+    "vp/ddim-100": (VP, samplers.DDIM(steps=100)),
+    "vp/ddim-eta1-200": (VP, samplers.DDIM(steps=200, eta=1.0)),
+    "vp/em-1000": (VP, samplers.EulerMaruyama(steps=1000)),
+    "vp/pc-200": (VP, samplers.PredictorCorrector(samplers.EulerMaruyama(steps=200))),
+    "vp/sde-1000": (VP, samplers.ReverseSDE(steps=1000)),
+    "vp/ode-tsit5": (VP, samplers.ProbabilityFlow()),
+    "vp/ode-heun-100": (VP, samplers.ProbabilityFlow(diffrax.Heun(), steps=100)),
+    "subvp/ode-tsit5": (sdes.SubVP(0.1, 20.0), samplers.ProbabilityFlow()),
+    "ve/em-1000": (VE, samplers.EulerMaruyama(steps=1000)),
+    "ve/pc-ancestral-300": (VE, samplers.PredictorCorrector(samplers.Ancestral(steps=300))),
+    "ddpm/ancestral": (DDPM_1000, samplers.Ancestral()),
+    "ddpm/ddim-50": (DDPM_1000, samplers.DDIM(steps=50)),
+    "ddpm/ode-tsit5": (DDPM_1000, samplers.ProbabilityFlow(rtol=1e-4, atol=1e-4)),
+    "ncsn/langevin": (NCSN_100, samplers.AnnealedLangevin(steps_per_level=20, step_size=5e-5)),
+    "ncsn/ancestral": (NCSN_100, samplers.Ancestral()),
+}
+
+
+def _quality(x, y, key):
+    return metrics.sliced_w2(x, y, key), metrics.energy_distance(x, y)
+
+
+@functools.cache
+def noise_floor():
+    """Sliced W2 and energy distance between independent true samples of size N: the bound
+    for a sampler is the floor's mean plus 3 of its standard deviations (one draw of a perfect
+    sampler lands there or below with probability ~0.99)."""
+    floor = metrics.noise_floor(
+        _quality, lambda key, n: NINE.sample(key, (n,)), N, jax.random.PRNGKey(100), repeats=8
+    )
+    return np.asarray(floor.mean) + 3 * np.asarray(floor.sd), np.asarray(floor.mean)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_sampler_with_oracle_score_recovers_nine_gaussians(case):
+    sde, sampler = CASES[case]
+    score = functools.partial(NINE.score, sde=sde)
+    out = jax.jit(lambda key: sampler.sample(sde, score, key, (N, 2)))(jax.random.PRNGKey(1))
+    reference = NINE.sample(jax.random.PRNGKey(2), (N,))
+    quality = np.asarray(_quality(out.x, reference, jax.random.PRNGKey(7)))
+    bound, _ = noise_floor()
+    assert np.all(quality < bound), (quality, bound)
+    assert int(out.nfe) > 0
+
+
+def test_prior_samples_are_far_from_the_data():
+    """The bound above is meaningful: samples from the prior fail it by a wide margin."""
+    x = VP.prior_sample(jax.random.PRNGKey(1), (N, 2))
+    quality = _quality(x, NINE.sample(jax.random.PRNGKey(2), (N,)), jax.random.PRNGKey(7))
+    bound, _ = noise_floor()
+    assert np.all(np.asarray(quality) > 5 * bound), (quality, bound)
+
+
+def test_ddim_with_eta_one_is_ancestral_sampling():
+    """Two independent formulas of the same posterior step agree path by path."""
+    score = functools.partial(NINE.score, sde=VP)
+    key = jax.random.PRNGKey(3)
+    a = samplers.Ancestral(steps=50).sample(VP, score, key, (256, 2))
+    b = samplers.DDIM(steps=50, eta=1.0).sample(VP, score, key, (256, 2))
+    np.testing.assert_allclose(a.x, b.x, atol=2e-4)
+
+
+def test_function_evaluation_counts():
+    score = functools.partial(NINE.score, sde=VP)
+    key, shape = jax.random.PRNGKey(0), (8, 2)
+    ddpm = sdes.ddpm_linear(1e-4, 0.02, 100)
+    ddpm_score = functools.partial(NINE.score, sde=ddpm)
+    # Ho et al.: N network evaluations for N levels (the last is the denoising step).
+    assert int(samplers.Ancestral().sample(ddpm, ddpm_score, key, shape).nfe) == 100
+    assert int(samplers.DDIM(steps=10).sample(ddpm, ddpm_score, key, shape).nfe) == 10
+    heun = samplers.ProbabilityFlow(diffrax.Heun(), steps=51).sample(VP, score, key, shape)
+    assert int(heun.nfe) == 50 * 2 + 1
+    pc = samplers.PredictorCorrector(samplers.EulerMaruyama(steps=11), corrector_steps=2)
+    assert int(pc.sample(VP, score, key, shape).nfe) == 10 * 3 + 1
+    langevin = samplers.AnnealedLangevin(steps_per_level=5)
+    assert (
+        int(langevin.sample(NCSN_100, functools.partial(NINE.score, sde=NCSN_100), key, shape).nfe)
+        == 501
+    )
+
+
+def _gaussian_flow_error(solver, steps):
+    """Max error of the probability-flow solve of N(mu, s^2) against its exact map
+    x_t = alpha_t mu + sqrt(alpha_t^2 s^2 + sigma_t^2) z."""
+    mu, s = jnp.array([1.0, -0.5]), jnp.array([0.5, 1.5])
+
+    def score(x, t):
+        alpha, var = jnp.exp(VP.log_alpha(t)), VP.variance(t)
+        return -(x - alpha * mu) / (alpha**2 * s**2 + var)
+
+    def exact_std(t):
+        return jnp.sqrt(jnp.exp(2 * VP.log_alpha(t)) * s**2 + VP.variance(t))
+
+    key = jax.random.PRNGKey(0)
+    sampler = samplers.ProbabilityFlow(solver, steps=steps, denoise=False)
+    out = sampler.sample(VP, score, key, (16, 2))
+    x_T = VP.prior_sample(key, (16, 2))  # the sampler's starting point
+    a_T, a_0 = jnp.exp(VP.log_alpha(VP.T)), jnp.exp(VP.log_alpha(VP.t_min))
+    z = (x_T - a_T * mu) / exact_std(VP.T)
+    exact = a_0 * mu + exact_std(VP.t_min) * z
+    return float(jnp.max(jnp.abs(out.x - exact)))
+
+
+@pytest.mark.parametrize("solver, order", [(diffrax.Euler(), 1), (diffrax.Heun(), 2)])
+def test_probability_flow_converges_at_the_solver_order(solver, order):
+    steps = np.array([41, 81, 161, 321])
+    errors = np.array([_gaussian_flow_error(solver, int(n)) for n in steps])
+    slope = -np.polyfit(np.log(steps - 1), np.log(errors), 1)[0]
+    assert abs(slope - order) < 0.4, (slope, errors)
+
+
+def test_adaptive_probability_flow_meets_its_tolerance():
+    assert _gaussian_flow_error(diffrax.Tsit5(), None) < 1e-3
+
+
+def test_sampler_errors_are_named():
+    with pytest.raises(ValueError, match="eta must lie in"):
+        samplers.DDIM(eta=2.0)
+    with pytest.raises(TypeError, match="predictor must be a grid sampler"):
+        samplers.PredictorCorrector(samplers.ProbabilityFlow())
+    with pytest.raises(ValueError, match="snr must be > 0"):
+        samplers.PredictorCorrector(snr=0.0)
+    with pytest.raises(ValueError, match="steps must be an integer >= 2"):
+        samplers.Ancestral().sample(VP, lambda x, t: -x, jax.random.PRNGKey(0), (4, 2))
