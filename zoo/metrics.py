@@ -11,7 +11,8 @@ computed in blocks of rows, never as a full matrix):
 
 - :func:`mmd2`: unbiased squared maximum mean discrepancy with a sum of Gaussian kernels,
   and :func:`mmd_test`, its permutation test.
-- :func:`energy_distance`: the (squared) energy distance, unbiased.
+- :func:`energy_distance`: the (squared) energy distance of the two empirical measures
+  (a V-statistic, never negative; ``unbiased=True`` for the U-statistic).
 - :func:`sliced_w2`: sliced Wasserstein-2, exact in each projection.
 - :func:`wasserstein2`: exact Wasserstein-2 by network simplex (POT, on the host, O(n^3)).
 - :func:`precision_recall`: improved precision and recall (Kynkaanniemi et al. 2019).

@@ -51,7 +51,13 @@ class Preset:
 
         kwargs.setdefault("batch_size", self.batch_size)
         kwargs.setdefault("optimizer", self.optimizer())
-        return train.fit(self.model, self.data, steps=steps or self.steps, seeds=seeds, **kwargs)
+        return train.fit(
+            self.model,
+            self.data,
+            steps=self.steps if steps is None else steps,
+            seeds=seeds,
+            **kwargs,
+        )
 
     def sample(self, params, key, n: int, sampler: samplers.Sampler | None = None):
         return self.model.sample(params, key, (n,), sampler or self.sampler)

@@ -1,0 +1,153 @@
+"""The command line: a profile and overrides in, a checked :class:`~benchmarks.profiles.Config`
+out. A bad value is a :class:`UsageError`, which ``main`` prints as one line (exit code 2)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from benchmarks import named_samplers
+from benchmarks.profiles import PROFILES, PURPOSES, Config
+from zoo import data
+from zoo.presets import FAMILIES
+
+__all__ = ["UsageError", "parse"]
+
+
+class UsageError(Exception):
+    """A command-line value that cannot be used; its message says what was expected."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse would print the usage and exit; keep it to one line
+        raise UsageError(message)
+
+
+def _split(text: str, what: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"name at least one {what}")
+    for name in set(names):
+        if names.count(name) > 1:
+            raise argparse.ArgumentTypeError(f"{what} {name!r} is named twice")
+    return names
+
+
+def _names(choices, what):
+    def parse(text: str) -> tuple[str, ...]:
+        names = _split(text, what)
+        for name in names:
+            if name not in choices:
+                raise argparse.ArgumentTypeError(
+                    f"unknown {what} {name!r}; choose from {', '.join(choices)}"
+                )
+        return names
+
+    return parse
+
+
+def _samplers(text: str) -> tuple[str, ...]:
+    try:
+        return tuple(named_samplers.check(name) for name in _split(text, "sampler"))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seeds like 0,1,2, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"expected distinct seeds >= 0 like 0,1,2, got {text!r}")
+    return seeds
+
+
+def _describe(c: Config) -> str:
+    return (
+        f"{c.profile} ({PURPOSES[c.profile]}): families {', '.join(c.families)}; datasets "
+        f"{', '.join(c.datasets)}; seeds {', '.join(map(str, c.seeds))}; {c.steps:,} steps; "
+        f"samplers {', '.join(c.samplers)}; {c.num_samples:,} samples"
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="zoo-bench",
+        description="Train every model family on toy data over several seeds, sample with each "
+        "family's samplers, and tabulate sample quality next to the noise floor (the value of "
+        "each metric for two independent samples of the true distribution). Finished pieces are "
+        "cached in the output folder: run the same command again to resume.",
+        epilog="samplers are <kind>[-<steps>]: "
+        + "; ".join(f"{k}: {v}" for k, v in named_samplers.KINDS.items())
+        + ". Without a step count a sampler uses every level of a discrete schedule and "
+        f"{named_samplers.CONTINUOUS_STEPS} times of a continuous SDE.",
+    )
+    p.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="quick",
+        help=". ".join(map(_describe, PROFILES.values())) + ". Default: quick.",
+    )
+    p.add_argument(
+        "--families",
+        type=_names(FAMILIES, "family"),
+        metavar="LIST",
+        help=f"comma-separated families from {', '.join(FAMILIES)}",
+    )
+    p.add_argument(
+        "--datasets",
+        type=_names(data.NAMES, "dataset"),
+        metavar="LIST",
+        help=f"comma-separated toy datasets from {', '.join(data.NAMES)}",
+    )
+    p.add_argument(
+        "--seeds", type=_seeds, metavar="LIST", help="comma-separated training seeds, e.g. 0,1,2"
+    )
+    p.add_argument("--steps", type=_at_least(1), metavar="N", help="training steps of every run")
+    p.add_argument(
+        "--samplers",
+        type=_samplers,
+        metavar="LIST",
+        help="comma-separated sampler names, e.g. default,ddim-10,ode",
+    )
+    p.add_argument(
+        "--samples",
+        type=_at_least(10),
+        metavar="N",
+        dest="num_samples",
+        help="samples per cell, and size of the true reference sample they are compared with",
+    )
+    p.add_argument(
+        "--nll-points",
+        type=_at_least(2),
+        metavar="N",
+        dest="num_nll",
+        help="held-out points for the likelihood of each trained run",
+    )
+    p.add_argument("--out", metavar="DIR", help="output folder (default: results/<profile>)")
+    p.add_argument(
+        "--no-figures", dest="figures", action="store_false", default=None, help="skip the figures"
+    )
+    return p
+
+
+def parse(argv: list[str] | None = None) -> Config:
+    """The profile named in ``argv`` with the flags given there applied."""
+    args = vars(parser().parse_args(argv))
+    profile = PROFILES[args.pop("profile")]
+    overrides = {k: v for k, v in args.items() if v is not None}
+    return dataclasses.replace(profile, **overrides)

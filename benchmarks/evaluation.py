@@ -1,0 +1,162 @@
+"""Scores of a cell: sample-quality metrics against a fixed true reference sample, the
+excess NLL of a trained run, and the noise floor of each (its value for true samples).
+
+Every cell of a dataset is compared with the same reference sample, so differences between
+cells are paired; the noise floor compares ``FLOOR_REPEATS`` further independent true samples
+of the same size with that reference.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import numpy as np
+
+import zoo
+from benchmarks.profiles import Config
+from zoo import data as data_lib
+from zoo import metrics
+
+__all__ = [
+    "METRICS",
+    "describe",
+    "likelihood",
+    "likelihood_fn",
+    "likelihood_settings",
+    "noise_floor",
+    "reference",
+    "sample_quality",
+    "settings",
+]
+
+#: column -> (label, which way is better; None: neither)
+METRICS = {
+    "excess_nll": ("excess NLL", "lower"),
+    "excess_nll_se": ("NLL s.e.", None),
+    "w2": ("W2", "lower"),
+    "sliced_w2": ("sliced W2", "lower"),
+    "mmd2": ("MMD²", "lower"),
+    "mmd_p": ("MMD p", None),
+    "energy": ("energy", "lower"),
+    "high_quality": ("high quality", "higher"),
+    "modes_covered": ("modes", "higher"),
+    "mode_kl": ("mode KL", "lower"),
+    "precision": ("precision", "higher"),
+    "recall": ("recall", "higher"),
+}
+
+REFERENCE_SEED, HELDOUT_SEED, FLOOR_SEED, METRIC_SEED = 1001, 1002, 1003, 1004
+FLOOR_REPEATS = 5
+W2_POINTS = 2_000  # exact W2 (network simplex, cubic time) on the first points of each sample
+PERMUTATIONS = 200
+NEIGHBOURS = 3
+
+
+def likelihood_settings(config: Config) -> dict:
+    """Everything a run's likelihood depends on besides the run: part of its cache key."""
+    return {"num_nll": config.num_nll, "nll_tol": config.nll_tol, "seed": HELDOUT_SEED}
+
+
+def settings(config: Config) -> dict:
+    """Everything a cell's scores depend on besides its samples: part of its cache key."""
+    return {
+        **likelihood_settings(config),
+        "num_samples": config.num_samples,
+        "floor_repeats": FLOOR_REPEATS,
+        "w2_points": W2_POINTS,
+        "permutations": PERMUTATIONS,
+        "neighbours": NEIGHBOURS,
+        "bandwidths": metrics.DEFAULT_BANDWIDTHS,
+        "seeds": (REFERENCE_SEED, FLOOR_SEED, METRIC_SEED),
+    }
+
+
+def describe(config: Config) -> str:
+    """How the numbers were obtained, for ``results.md`` and ``summary.json``."""
+    return (
+        f"Excess NLL (nats): the model's NLL of {config.num_nll} held-out points by the "
+        f"probability-flow ODE (adaptive Tsit5, rtol = atol = {config.nll_tol:g}, exact "
+        "divergence; NFE per run in results.csv) minus the data's entropy (zoo.data "
+        "Toy.entropy()), with its standard error per run (NLL s.e.). Sample metrics compare each "
+        f"cell's {config.num_samples} samples with one fixed true reference sample of the same "
+        f"size: W2 exact on the first {min(W2_POINTS, config.num_samples)} points, MMD² with "
+        f"Gaussian kernels {metrics.DEFAULT_BANDWIDTHS} and a {PERMUTATIONS}-permutation p-value, "
+        f"precision/recall with k={NEIGHBOURS}, mode metrics (PacGAN, 3 sd) for Gaussian "
+        f"mixtures. The noise floor is each metric for {FLOOR_REPEATS} independent true samples."
+    )
+
+
+def reference(toy: data_lib.Toy, config: Config) -> np.ndarray:
+    """The fixed true sample every cell of ``toy`` is compared with."""
+    return np.asarray(toy.sample(jax.random.PRNGKey(REFERENCE_SEED), (config.num_samples,)))
+
+
+def _heldout(toy: data_lib.Toy, config: Config, replica: int = 0) -> jax.Array:
+    key = jax.random.fold_in(jax.random.PRNGKey(HELDOUT_SEED), replica)
+    return toy.sample(key, (config.num_nll,))
+
+
+def sample_quality(x: np.ndarray, toy: data_lib.Toy, config: Config) -> dict[str, float]:
+    """Every sample metric of finite samples ``x`` against the reference of ``toy``."""
+    y = reference(toy, config)
+    key_sliced, key_mmd = jax.random.split(jax.random.PRNGKey(METRIC_SEED))
+    mmd2, mmd_p = metrics.mmd_test(x, y, key_mmd, PERMUTATIONS)
+    precision, recall = metrics.precision_recall(y, x, NEIGHBOURS)
+    values = {
+        "w2": metrics.wasserstein2(x[:W2_POINTS], y[:W2_POINTS]),
+        "sliced_w2": metrics.sliced_w2(x, y, key_sliced),
+        "mmd2": mmd2,
+        "mmd_p": mmd_p,
+        "energy": metrics.energy_distance(x, y),
+        "precision": precision,
+        "recall": recall,
+    }
+    if isinstance(toy, data_lib.GaussianMixture):
+        modes = metrics.mode_metrics(x, toy.means, toy.scales, toy.weights)
+        values["high_quality"] = modes["high_quality"]
+        values["modes_covered"] = modes["modes_covered"]
+        values["mode_kl"] = modes["reverse_kl"]
+    return {k: float(v) for k, v in values.items()}
+
+
+def _excess(negative_log_probs: np.ndarray, toy: data_lib.Toy) -> dict[str, float]:
+    """Mean NLL minus the entropy, with the standard error of both terms."""
+    nll = np.asarray(negative_log_probs, np.float64)
+    se = math.sqrt(nll.var(ddof=1) / nll.size + toy.entropy_stderr**2)
+    return {"excess_nll": float(nll.mean() - toy.entropy()), "excess_nll_se": se}
+
+
+def likelihood_fn(model: zoo.Model, config: Config):
+    """``fn(params, x) -> zoo.likelihood.Likelihood``, jitted once per family."""
+
+    def fn(params, x):
+        score = lambda y, t: model.score(params, y, t)
+        return zoo.log_likelihood(model.sde, score, x, rtol=config.nll_tol, atol=config.nll_tol)
+
+    return jax.jit(fn)
+
+
+def likelihood(fn, params, toy: data_lib.Toy, config: Config) -> dict[str, float]:
+    """The excess-NLL columns of one trained run (``fn`` from :func:`likelihood_fn`)."""
+    out = fn(params, _heldout(toy, config))
+    values = _excess(-np.asarray(out.log_prob), toy)
+    return {**values, "nll_nfe": int(out.nfe), "nll_status": "ok"}
+
+
+def noise_floor(toy: data_lib.Toy, config: Config) -> dict:
+    """The data's entropy (``entropy``, ``entropy_method``: an estimate takes seconds, so it
+    is cached with the floor) and ``samples``: each metric for ``FLOOR_REPEATS`` true samples
+    of ``toy``, with the excess NLL of the true density where it is known."""
+    rows = []
+    for r in range(FLOOR_REPEATS):
+        key = jax.random.fold_in(jax.random.PRNGKey(FLOOR_SEED), r)
+        row = sample_quality(np.asarray(toy.sample(key, (config.num_samples,))), toy, config)
+        try:
+            log_p = toy.log_prob(_heldout(toy, config, replica=1 + r))
+        except NotImplementedError:
+            pass
+        else:
+            row.update(_excess(-np.asarray(log_p), toy))
+        rows.append(row)
+    return {"entropy": toy.entropy(), "entropy_method": toy.entropy_method, "samples": rows}

@@ -1,0 +1,93 @@
+"""Seaborn figures of a benchmark: sample densities, loss curves, and NFE against quality."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from benchmarks.evaluation import METRICS
+
+__all__ = ["densities", "loss_curves", "nfe_quality"]
+
+
+def _limits(x: np.ndarray) -> list[tuple[float, float]]:
+    lo, hi = np.percentile(x, [0.5, 99.5], axis=0)
+    pad = 0.15 * (hi - lo)
+    return [(float(a), float(b)) for a, b in zip(lo - pad, hi + pad, strict=True)]
+
+
+def densities(
+    path: Path,
+    reference: dict[str, np.ndarray],
+    samples: dict[tuple[str, str], np.ndarray],
+    families: list[str],
+    label: str,
+) -> None:
+    """A grid of 2-D histograms: the data in the first row, then one row per family
+    (``label`` names the sampler and seed); one column per dataset."""
+    datasets = list(reference)
+    rows = ["data", *families]
+    fig, axes = plt.subplots(
+        len(rows), len(datasets), figsize=(2.2 * len(datasets), 2.2 * len(rows)), squeeze=False
+    )
+    for j, dataset in enumerate(datasets):
+        limits = _limits(reference[dataset])
+        for i, row in enumerate(rows):
+            ax = axes[i, j]
+            x = reference[dataset] if row == "data" else samples.get((row, dataset))
+            if x is not None and np.isfinite(x).all(axis=-1).any():
+                bins = int(np.clip(1.5 * np.sqrt(len(x)), 20, 100))
+                sns.histplot(x=x[:, 0], y=x[:, 1], bins=bins, binrange=limits, cmap="mako", ax=ax)
+            else:
+                ax.text(0.5, 0.5, "no samples" if x is None else "NaN", ha="center", va="center",
+                        transform=ax.transAxes)  # fmt: skip
+            ax.set(xlim=limits[0], ylim=limits[1], xticks=[], yticks=[], xlabel="", ylabel="")
+            if i == 0:
+                ax.set_title(dataset, fontsize=9)
+            if j == 0:
+                ax.set_ylabel(row)
+    fig.suptitle(f"samples ({label})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def loss_curves(path: Path, curves: list[dict]) -> None:
+    """Training loss against step, per dataset, one line per family (band: sd over seeds);
+    diverged runs (NaN losses) leave gaps."""
+    frame = pd.DataFrame(curves).dropna()
+    if frame.empty:
+        return
+    grid = sns.relplot(
+        data=frame, x="step", y="loss", hue="family", col="dataset", kind="line",
+        errorbar="sd", col_wrap=min(3, frame.dataset.nunique()), height=2.8,
+        facet_kws={"sharey": False},
+    )  # fmt: skip
+    grid.set(yscale="log")
+    grid.savefig(path, dpi=110)
+    plt.close(grid.figure)
+
+
+def nfe_quality(path: Path, rows: list[dict], floors: list[dict], metric: str) -> None:
+    """``metric`` against NFE for every ``ok`` cell, per dataset; the dashed line is the
+    metric's noise floor."""
+    frame = pd.DataFrame(rows)
+    frame = frame[frame.status == "ok"]
+    if frame.empty:
+        return
+    grid = sns.relplot(
+        data=frame, x="nfe", y=metric, hue="sampler", style="family", col="dataset",
+        col_wrap=min(3, frame.dataset.nunique()), height=2.8, s=40,
+        facet_kws={"sharey": False},
+    )  # fmt: skip
+    floor = pd.DataFrame(floors).groupby("dataset")[metric].mean()
+    for dataset, ax in grid.axes_dict.items():
+        if dataset in floor and np.isfinite(floor[dataset]):
+            ax.axhline(floor[dataset], color="gray", linestyle="--", linewidth=1)
+    grid.set(xscale="log", ylabel=METRICS[metric][0])
+    grid.savefig(path, dpi=110)
+    plt.close(grid.figure)

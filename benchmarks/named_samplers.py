@@ -1,0 +1,94 @@
+"""Samplers by name, for the command line: ``default``, ``ancestral``, ``ddim-10``, ``ode``, ...
+
+A name is a kind and an optional step count, ``<kind>[-<steps>]``. Without a count a sampler
+takes every level of a discrete schedule (DDPM, NCSN) and ``CONTINUOUS_STEPS`` grid times of a
+continuous SDE (``CONTINUOUS_LEVELS`` for annealed Langevin), so one name means the natural
+sampler of every family. A name that cannot
+apply to a family's process resolves to a stated reason, which becomes the row's status.
+"""
+
+from __future__ import annotations
+
+import re
+
+import diffrax
+
+from zoo import samplers
+from zoo.sdes import SDE
+
+__all__ = ["KINDS", "CONTINUOUS_STEPS", "check", "resolve"]
+
+CONTINUOUS_STEPS = 1000
+CONTINUOUS_LEVELS = 100
+LANGEVIN_STEPS_PER_LEVEL = 100
+LANGEVIN_STEP_SIZE = 2e-5
+
+KINDS = {
+    "default": "the family's own sampler (zoo.presets.toy)",
+    "ancestral": "ancestral sampling of the Gaussian posterior",
+    "ddim": "deterministic DDIM (eta=0)",
+    "em": "reverse-time SDE, Euler-Maruyama in a lax.scan",
+    "sde": "reverse-time SDE, Diffrax Euler with an UnsafeBrownianPath",
+    "pc": "predictor-corrector: Euler-Maruyama + one Langevin step (snr 0.16)",
+    "ode": "probability-flow ODE, adaptive Tsit5 (rtol=atol=1e-5); ode-N: Tsit5 on N times",
+    "ode-heun": "probability-flow ODE, Heun on a fixed grid",
+    "langevin": "annealed Langevin, 100 steps per level (variance-exploding processes)",
+}
+_NAME = re.compile(r"^(?P<kind>[a-z]+(?:-heun)?)(?:-(?P<steps>\d+))?$")
+_NEEDS_COUNT = ("ode-heun",)
+_TAKES_NO_COUNT = ("default",)
+
+
+def _parse(name: str) -> tuple[str, int | None]:
+    match = _NAME.match(name)
+    if match is None or match["kind"] not in KINDS:
+        raise ValueError(
+            f"unknown sampler {name!r}; use <kind>[-<steps>] with kind one of {', '.join(KINDS)}"
+        )
+    kind, steps = match["kind"], match["steps"] and int(match["steps"])
+    if kind in _TAKES_NO_COUNT and steps is not None:
+        raise ValueError(f"sampler {kind!r} takes no step count, got {name!r}")
+    if kind in _NEEDS_COUNT and steps is None:
+        raise ValueError(f"sampler {kind!r} needs a step count, e.g. {kind}-50; got {name!r}")
+    if steps is not None and steps < 2:
+        raise ValueError(f"a sampler's step count must be >= 2, got {name!r}")
+    return kind, steps
+
+
+def check(name: str) -> str:
+    """``name`` if it is well formed; ``ValueError`` saying what is expected otherwise."""
+    _parse(name)
+    return name
+
+
+def resolve(name: str, sde: SDE, default: samplers.Sampler) -> samplers.Sampler | str:
+    """The sampler ``name`` means for a family with process ``sde`` and sampler ``default``,
+    or the reason it does not apply (a string)."""
+    kind, steps = _parse(name)
+    if kind == "default":
+        return default
+    levels = sde.num_levels
+    if levels is not None and steps is not None and steps > levels:
+        return f"{name} needs {steps} grid times; the process has {levels} levels"
+    if kind == "langevin":
+        # Song & Ermon's step rule eps * sigma_i^2 / sigma_L^2 assumes x_t = x_0 + noise.
+        if float(sde.log_alpha(sde.T)) != 0.0:
+            return "annealed Langevin's step rule is for variance-exploding processes"
+        return samplers.AnnealedLangevin(
+            levels=steps if steps is not None or levels is not None else CONTINUOUS_LEVELS,
+            steps_per_level=LANGEVIN_STEPS_PER_LEVEL,
+            step_size=LANGEVIN_STEP_SIZE,
+        )
+    if kind == "ode":
+        return samplers.ProbabilityFlow(steps=steps)
+    if kind == "ode-heun":
+        return samplers.ProbabilityFlow(diffrax.Heun(), steps=steps)
+    grid = steps if steps is not None or levels is not None else CONTINUOUS_STEPS
+    on_grid = {
+        "ancestral": samplers.Ancestral,
+        "ddim": samplers.DDIM,
+        "em": samplers.EulerMaruyama,
+        "sde": samplers.ReverseSDE,
+        "pc": lambda steps: samplers.PredictorCorrector(samplers.EulerMaruyama(steps=steps)),
+    }
+    return on_grid[kind](steps=grid)

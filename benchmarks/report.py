@@ -1,0 +1,80 @@
+"""The files a finished benchmark leaves beside ``results.csv``: ``results.md``,
+``noise_floor.csv``, ``losses.csv``, ``summary.json`` and the figures."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import platform
+import time
+from pathlib import Path
+
+import jax
+import pandas as pd
+
+import zoo
+from benchmarks import cache, evaluation, figures, tables
+from benchmarks.profiles import Config
+from benchmarks.runner import Outcome
+
+__all__ = ["write"]
+
+QUALITY_FIGURE_METRIC = "sliced_w2"
+
+
+def _machine() -> dict:
+    return {
+        "devices": [str(d) for d in jax.devices()],
+        "backend": jax.default_backend(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "zoo": zoo.__version__,
+    }
+
+
+def write(config: Config, outcome: Outcome, start: float, command: str) -> str:
+    """Write every report file into ``config.out`` (``summary.json`` last, with the wall time
+    since ``start``, a ``time.perf_counter()``); returns the tables to print (the main
+    columns of ``results.md``)."""
+    out = Path(config.out)
+    text = tables.markdown(outcome.rows, outcome.floors, intro=outcome.entropies)
+    header = (
+        f"# zoo benchmark: profile {config.profile}\n\n"
+        f"{config.steps:,} training steps, seeds {', '.join(map(str, config.seeds))}, "
+        f"{config.num_samples:,} samples per cell. {evaluation.describe(config)}\n\n"
+        "Each entry is the mean ± sd over the seeds whose status is ok (the status column "
+        "counts them; notes say what happened to the others); bold marks the best mean. "
+        "NFE: score evaluations per sample; sample s: one compiled call, jit excluded; train s: "
+        "the fused fit call that trained all runs of a family together, jit included.\n\n"
+    )
+    cache.write_bytes(out / "results.md", (header + text).encode())
+    for name, rows in (("noise_floor.csv", outcome.floors), ("losses.csv", outcome.curves)):
+        cache.write_bytes(out / name, pd.DataFrame(rows).to_csv(index=False).encode())
+    if config.figures:
+        _figures(config, outcome, out)
+    summary = {
+        "config": dataclasses.asdict(config),
+        "command": command,
+        "machine": _machine(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "wall_s": round(time.perf_counter() - start, 1),
+        "runs_trained": outcome.trained,
+        "cells_computed": outcome.computed,
+        "cells_reused": outcome.reused,
+        "rows": tables.summary_numbers(outcome.rows),
+        "metrics": evaluation.describe(config),
+    }
+    cache.write_json(out / "summary.json", summary)
+    return tables.markdown(outcome.rows, outcome.floors, tables.PRINTED, outcome.entropies)
+
+
+def _figures(config: Config, outcome: Outcome, out: Path) -> None:
+    reference = {d: evaluation.reference(zoo.data.get(d), config) for d in config.datasets}
+    samples = {k: cache.read_npz(p)["x"] for k, p in outcome.samples.items()}
+    label = f"{config.samplers[0]}, seed {config.seeds[0]}"
+    figures.densities(out / "samples.png", reference, samples, list(config.families), label)
+    figures.loss_curves(out / "losses.png", outcome.curves)
+    figures.nfe_quality(
+        out / "nfe_quality.png", outcome.rows, outcome.floors, QUALITY_FIGURE_METRIC
+    )

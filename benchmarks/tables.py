@@ -1,0 +1,147 @@
+"""Result tables: ``results.csv`` (one row per cell) and the markdown summary (mean +- sd over
+seeds per dataset, the best value in bold, the noise floor beneath).
+
+Only rows with status ``ok`` enter a mean; a group with diverged or failed seeds says so in
+its status column, so a bad run is never averaged in silently.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks import cache
+from benchmarks.evaluation import METRICS
+
+__all__ = ["COLUMNS", "PRINTED", "markdown", "summary_numbers", "write_csv"]
+
+KEYS = ["family", "dataset", "seed", "sampler"]
+COLUMNS = [
+    *KEYS,
+    "status",
+    *METRICS,
+    "nll_nfe",
+    "nll_status",
+    "nfe",
+    "train_s",
+    "train_runs",
+    "sample_s",
+    "steps",
+    "n",
+    "sampler_config",
+]
+COSTS = {"nfe": ("NFE", ".0f"), "sample_s": ("sample s", ".3g"), "train_s": ("train s", ".3g")}
+INTEGERS = ["seed", "modes_covered", "nll_nfe", "nfe", "train_runs", "steps", "n"]
+#: the columns printed at the end of a run (results.md has them all)
+PRINTED = [
+    "excess_nll",
+    "excess_nll_se",
+    "w2",
+    "sliced_w2",
+    "mmd2",
+    "modes_covered",
+    "precision",
+    "recall",
+]
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    return frame.astype({c: "Int64" for c in INTEGERS})
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    cache.write_bytes(path, _frame(rows).to_csv(index=False).encode())
+
+
+def _cell(values: pd.Series, spec: str = ".3g") -> str:
+    values = values.dropna().astype(float)
+    if values.empty:
+        return ""
+    text = format(values.mean(), spec)
+    return text + (f" ± {values.std():.2g}" if len(values) > 1 else "")
+
+
+def _status(group: pd.DataFrame, label: str, notes: list[str]) -> str:
+    """``ok/total``; anything else becomes a numbered note under the table."""
+    ok, problems = int((group.status == "ok").sum()), group[group.status != "ok"]
+    if problems.empty:
+        return f"{ok}/{len(group)} ok"
+    if problems.status.nunique() == 1 and len(problems) == len(group):
+        notes.append(f"{label}: {problems.status.iloc[0]}")
+    else:
+        notes.append(
+            f"{label}: "
+            + "; ".join(f"seed {s}: {t}" for s, t in problems[["seed", "status"]].values)
+        )
+    short = (
+        "skipped"
+        if problems.status.str.startswith("skipped").all() and not ok
+        else f"{ok}/{len(group)} ok"
+    )
+    return f"{short} [{len(notes)}]"
+
+
+def _best(means: pd.DataFrame, column: str) -> float | None:
+    better = METRICS[column][1]
+    values = means[column].dropna()
+    if better is None or values.empty:
+        return None
+    return values.min() if better == "lower" else values.max()
+
+
+def markdown(
+    rows: list[dict],
+    floors: list[dict],
+    columns: list[str] | None = None,
+    intro: dict[str, str] | None = None,
+) -> str:
+    """One table per dataset: a row per family and sampler (mean +- sd over the ``ok`` seeds;
+    the best mean of each metric in bold), the noise-floor row, and notes on every row that
+    is not ``ok``. ``intro``: a line to print under each dataset's heading."""
+    columns = list(METRICS) if columns is None else columns
+    frame, floor_frame = _frame(rows), pd.DataFrame(floors)
+    out = io.StringIO()
+    for dataset, by_dataset in frame.groupby("dataset", sort=False):
+        ok = by_dataset[by_dataset.status == "ok"]
+        best = {c: _best(ok.groupby(["family", "sampler"])[columns].mean(), c) for c in columns}
+        table, notes = [], []
+        for (family, sampler), group in by_dataset.groupby(["family", "sampler"], sort=False):
+            good = group[group.status == "ok"]
+            entry = {"family": family, "sampler": sampler}
+            entry["status"] = _status(group, f"{family} · {sampler}", notes)
+            for c in columns:
+                text = _cell(good[c])
+                bold = text and best[c] is not None and good[c].mean() == best[c]
+                entry[METRICS[c][0]] = f"**{text}**" if bold else text
+            for c, (label, spec) in COSTS.items():
+                entry[label] = _cell(group[c], spec)
+            table.append(entry)
+        if not floor_frame.empty:
+            floor = floor_frame[floor_frame.dataset == dataset]
+            entry = {"family": "noise floor", "sampler": "true samples"}
+            entry["status"] = f"{len(floor)} samples"
+            entry.update({METRICS[c][0]: _cell(floor[c]) for c in columns if c in floor})
+            table.append(entry)
+        markdown_table = (
+            pd.DataFrame(table).fillna("").to_markdown(index=False, disable_numparse=True)
+        )
+        out.write(f"### {dataset}\n\n")
+        if intro and dataset in intro:
+            out.write(f"{intro[dataset]}\n\n")
+        out.write(markdown_table + "\n\n")
+        out.writelines(f"[{i}] {note}  \n" for i, note in enumerate(notes, 1))
+        out.write("\n" if notes else "")
+    return out.getvalue()
+
+
+def summary_numbers(rows: list[dict]) -> dict[str, int]:
+    """How many rows are ok, skipped, diverged or failed."""
+    statuses = [r["status"] for r in rows]
+    counts = {
+        kind: sum(s.startswith(kind) for s in statuses)
+        for kind in ("skipped", "diverged", "failed")
+    }
+    return {"rows": len(rows), "ok": statuses.count("ok"), **counts}

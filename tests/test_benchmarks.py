@@ -1,0 +1,155 @@
+"""The benchmark harness end to end on a tiny budget: the files it writes, resuming, cache
+keys, a diverging run, and one-line errors for bad input."""
+
+import dataclasses
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmarks import tables
+from benchmarks.__main__ import main
+from zoo import presets
+
+# checkerboard: exact entropy and density (a fast noise floor), and no mode metrics.
+TINY = {
+    "families": "ddpm",
+    "datasets": "checkerboard",
+    "seeds": "0",
+    "steps": "200",
+    "samplers": "default,ddim-10,langevin",
+    "samples": "200",
+    "nll-points": "100",
+}
+METRICS = ["excess_nll", "w2", "sliced_w2", "mmd2", "mmd_p", "energy", "precision", "recall"]
+
+
+def _args(out, **changes) -> list[str]:
+    return [f"--{k}={v}" for k, v in {**TINY, **changes, "out": out}.items()]
+
+
+def _summary(out):
+    return json.loads((out / "summary.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A finished tiny benchmark; tests that change it work on a copy."""
+    out = tmp_path_factory.mktemp("bench") / "out"
+    assert main(_args(out)) == 0
+    return out
+
+
+def _copy(finished, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    return out
+
+
+def test_a_tiny_run_writes_every_file(finished):
+    names = {p.name for p in finished.iterdir()}
+    expected = {"results.csv", "results.md", "summary.json", "noise_floor.csv", "losses.csv"}
+    assert expected | {"samples.png", "losses.png", "nfe_quality.png"} <= names
+    results = pd.read_csv(finished / "results.csv")
+    assert list(results.columns) == tables.COLUMNS
+    assert list(results.sampler) == ["default", "ddim-10", "langevin"]
+    ok = results[results.status == "ok"]
+    assert len(ok) == 2 and ok[METRICS + ["nfe", "sample_s", "train_s"]].notna().all().all()
+    assert list(ok.nfe) == [1000, 10]  # DDPM's 1000 levels; DDIM on 10 of them
+    # Mode metrics exist only for Gaussian mixtures; annealed Langevin only for VE processes.
+    assert results[["high_quality", "modes_covered", "mode_kl"]].isna().all().all()
+    assert results.status[2].startswith("skipped: annealed Langevin")
+    summary = _summary(finished)
+    assert {"config", "command", "machine", "date", "wall_s"} <= set(summary)
+    assert summary["cells_computed"] == 2 and summary["runs_trained"] == 1
+    markdown = (finished / "results.md").read_text()
+    assert "| noise floor" in markdown and "skipped [1]" in markdown
+
+
+def test_a_resumed_run_recomputes_only_what_is_missing(finished, tmp_path):
+    out = _copy(finished, tmp_path)
+    cell = next((out / "cache" / "cells").rglob("*ddim-10*.json"))
+    samples = next((out / "cache" / "samples").rglob("*ddim-10*.npz"))
+    cell.unlink()
+    samples.unlink()
+    (cell.parent / f".{cell.name}.killed.tmp").write_text("{")  # a write cut short
+    assert main(_args(out)) == 0
+    summary = _summary(out)
+    assert (summary["runs_trained"], summary["cells_computed"], summary["cells_reused"]) == (
+        0,
+        1,
+        1,
+    )
+    before, after = (pd.read_csv(p / "results.csv") for p in (finished, out))
+    pd.testing.assert_frame_equal(before[METRICS + ["nfe"]], after[METRICS + ["nfe"]])
+
+
+def test_a_changed_config_reuses_nothing(finished, tmp_path):
+    out = _copy(finished, tmp_path)
+    assert main(_args(out, steps=100, samplers="ddim-10")) == 0
+    summary = _summary(out)
+    assert (summary["runs_trained"], summary["cells_computed"], summary["cells_reused"]) == (
+        1,
+        1,
+        0,
+    )
+    results = pd.read_csv(out / "results.csv")
+    assert list(results.steps) == [100]
+
+
+def test_a_diverging_run_is_reported_not_averaged(finished, tmp_path, monkeypatch):
+    toy = presets.toy
+    monkeypatch.setattr(
+        presets, "toy", lambda *a, **k: dataclasses.replace(toy(*a, **k), learning_rate=math.nan)
+    )
+    out = _copy(finished, tmp_path)
+    assert main(_args(out, samplers="default")) == 0
+    results = pd.read_csv(out / "results.csv")
+    assert list(results.status) == ["diverged: NaN loss"]
+    assert results[METRICS].isna().all().all()
+    assert "0/1 ok [1]" in (out / "results.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--families", "ddpm,foo"], "unknown family 'foo'"),
+        (["--datasets", "mnist"], "unknown dataset 'mnist'"),
+        (["--samplers", "default,rk4"], "unknown sampler 'rk4'"),
+        (["--samplers", "ode-heun"], "needs a step count"),
+        (["--steps", "0"], "expected an integer >= 1"),
+        (["--seeds", "0,0"], "distinct seeds"),
+        (["--profile", "huge"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("zoo-bench: error:") and message in err
+
+
+def test_an_unwritable_output_folder_is_one_line_and_exit_code_2(tmp_path, capsys):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(SystemExit) as exit_info:
+        main(_args(tmp_path / "file" / "out"))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot write to output folder" in err
+
+
+def test_the_command_line_exits_2_without_a_traceback():
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--families", "foo"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[1],
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
