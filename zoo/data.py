@@ -375,7 +375,7 @@ def _monte_carlo_entropy(toy: Toy) -> EntropyEstimate:
         stderr = math.sqrt(var / n)
         if i + 1 >= _MC_MIN_CHUNKS and stderr < _MC_TARGET_STDERR:
             break
-    return EntropyEstimate(-total / n, stderr, f"Monte Carlo, n={n}, s.e. {stderr:.1e}")
+    return EntropyEstimate(float(-total / n), stderr, f"Monte Carlo, n={n}, s.e. {stderr:.1e}")
 
 
 # --- entropy from samples --------------------------------------------------------------------
@@ -414,14 +414,6 @@ def knn_entropy(x, k: int = 1) -> EntropyEstimate:
 # --- FFJORD's toy sets (rtqichen/ffjord, lib/toy_data.py) -------------------------------------
 
 
-def _uniform(key, shape):
-    return jax.random.uniform(key, shape)
-
-
-def _normal(key, shape):
-    return jax.random.normal(key, shape)
-
-
 @dataclasses.dataclass(frozen=True)
 class Checkerboard(Toy):
     """FFJORD's ``checkerboard``: uniform on the 8 dark squares of a 4x4 board of side-2
@@ -431,8 +423,8 @@ class Checkerboard(Toy):
 
     def _sample(self, key, shape):
         k1, k2, k3 = jax.random.split(key, 3)
-        x1 = _uniform(k1, shape) * 4 - 2
-        x2_ = _uniform(k2, shape) - jax.random.randint(k3, shape, 0, 2) * 2
+        x1 = jax.random.uniform(k1, shape) * 4 - 2
+        x2_ = jax.random.uniform(k2, shape) - jax.random.randint(k3, shape, 0, 2) * 2
         x2 = x2_ + jnp.mod(jnp.floor(x1), 2)
         return jnp.stack([x1, x2], axis=-1) * 2
 
@@ -460,11 +452,11 @@ class Moons(Toy):
     def _sample(self, key, shape):
         k_arc, k_angle, k_noise = jax.random.split(key, 3)
         lower = jax.random.bernoulli(k_arc, 0.5, shape)
-        theta = jnp.pi * _uniform(k_angle, shape)
+        theta = jnp.pi * jax.random.uniform(k_angle, shape)
         upper_arc = jnp.stack([jnp.cos(theta), jnp.sin(theta)], axis=-1)
         lower_arc = jnp.stack([1 - jnp.cos(theta), 1 - jnp.sin(theta) - 0.5], axis=-1)
         x = jnp.where(lower[..., None], lower_arc, upper_arc)
-        x = x + 0.1 * _normal(k_noise, (*shape, 2))
+        x = x + 0.1 * jax.random.normal(k_noise, (*shape, 2))
         return x * 2 + jnp.array([-1.0, -0.2])
 
 
@@ -479,9 +471,9 @@ class Rings(Toy):
     def _sample(self, key, shape):
         k_ring, k_angle, k_noise = jax.random.split(key, 3)
         radius = jnp.array([1.0, 0.75, 0.5, 0.25])[jax.random.randint(k_ring, shape, 0, 4)]
-        theta = 2 * jnp.pi * _uniform(k_angle, shape)
+        theta = 2 * jnp.pi * jax.random.uniform(k_angle, shape)
         x = 3.0 * radius[..., None] * jnp.stack([jnp.cos(theta), jnp.sin(theta)], axis=-1)
-        return x + 0.08 * _normal(k_noise, (*shape, 2))
+        return x + 0.08 * jax.random.normal(k_noise, (*shape, 2))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -494,9 +486,9 @@ class SwissRoll(Toy):
 
     def _sample(self, key, shape):
         k_t, k_noise = jax.random.split(key)
-        t = 1.5 * jnp.pi * (1 + 2 * _uniform(k_t, shape))
+        t = 1.5 * jnp.pi * (1 + 2 * jax.random.uniform(k_t, shape))
         x = jnp.stack([t * jnp.cos(t), t * jnp.sin(t)], axis=-1)
-        return (x + _normal(k_noise, (*shape, 2))) / 5
+        return (x + jax.random.normal(k_noise, (*shape, 2))) / 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -509,7 +501,7 @@ class Pinwheel(Toy):
     def _sample(self, key, shape):
         k_arm, k_features = jax.random.split(key)
         radial_std, tangential_std, num_classes, rate = 0.3, 0.1, 5, 0.25
-        f = _normal(k_features, (*shape, 2)) * jnp.array([radial_std, tangential_std])
+        f = jax.random.normal(k_features, (*shape, 2)) * jnp.array([radial_std, tangential_std])
         f = f.at[..., 0].add(1.0)
         arm = jax.random.randint(k_arm, shape, 0, num_classes)
         angle = 2 * jnp.pi * arm / num_classes + rate * jnp.exp(f[..., 0])
@@ -529,11 +521,11 @@ class TwoSpirals(Toy):
 
     def _sample(self, key, shape):
         k_n, k_jitter, k_sign, k_noise = jax.random.split(key, 4)
-        n = jnp.sqrt(_uniform(k_n, shape)) * 540 * (2 * jnp.pi) / 360
-        jitter = 0.5 * _uniform(k_jitter, (*shape, 2))
+        n = jnp.sqrt(jax.random.uniform(k_n, shape)) * 540 * (2 * jnp.pi) / 360
+        jitter = 0.5 * jax.random.uniform(k_jitter, (*shape, 2))
         arm = jnp.stack([-jnp.cos(n) * n, jnp.sin(n) * n], axis=-1) + jitter
         sign = jnp.where(jax.random.bernoulli(k_sign, 0.5, shape), -1.0, 1.0)
-        return sign[..., None] * arm / 3 + 0.1 * _normal(k_noise, (*shape, 2))
+        return sign[..., None] * arm / 3 + 0.1 * jax.random.normal(k_noise, (*shape, 2))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -547,9 +539,9 @@ class Circles(Toy):
     def _sample(self, key, shape):
         k_circle, k_angle, k_noise = jax.random.split(key, 3)
         radius = jnp.where(jax.random.bernoulli(k_circle, 0.5, shape), 0.5, 1.0)
-        theta = 2 * jnp.pi * _uniform(k_angle, shape)
+        theta = 2 * jnp.pi * jax.random.uniform(k_angle, shape)
         x = radius[..., None] * jnp.stack([jnp.cos(theta), jnp.sin(theta)], axis=-1)
-        return 3 * (x + 0.08 * _normal(k_noise, (*shape, 2)))
+        return 3 * (x + 0.08 * jax.random.normal(k_noise, (*shape, 2)))
 
 
 # --- a finite set of points ------------------------------------------------------------------

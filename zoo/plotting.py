@@ -80,9 +80,11 @@ def family_label(name: str) -> str:
 
 
 def family_cmap(name: str) -> mcolors.Colormap:
-    """A sequential colour map from white to the family's colour."""
+    """A sequential colour map from white through the family's colour to a darker shade of it
+    (so that light colours, like VP's sky blue, still show their peaks)."""
+    color = np.asarray(mcolors.to_rgb(family_color(name)))
     return mcolors.LinearSegmentedColormap.from_list(
-        f"zoo_{_family(name)}", ["#ffffff", family_color(name)]
+        f"zoo_{_family(name)}", ["#ffffff", tuple(color), tuple(0.55 * color)]
     )
 
 
