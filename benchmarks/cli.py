@@ -9,9 +9,11 @@ import dataclasses
 from benchmarks import named_samplers
 from benchmarks.profiles import PROFILES, PURPOSES, Config
 from zoo import data
-from zoo.presets import FAMILIES
+from zoo.presets import CASE_STUDY_FAMILIES, FAMILIES
 
 __all__ = ["UsageError", "parse"]
+
+CASE_STUDY_DATASETS = ("nine_gaussians",)
 
 
 class UsageError(Exception):
@@ -138,6 +140,12 @@ def parser() -> argparse.ArgumentParser:
         dest="num_nll",
         help="held-out points for the likelihood of each trained run",
     )
+    p.add_argument(
+        "--presets",
+        choices=("toy", "case_study"),
+        help="toy: the zoo's defaults per family (default); case_study: the write-up's "
+        "settings (zoo.presets.case_study; families ddpm, ncsn, subvp on nine_gaussians)",
+    )
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<profile>)")
     p.add_argument(
         "--no-figures", dest="figures", action="store_false", default=None, help="skip the figures"
@@ -150,4 +158,17 @@ def parse(argv: list[str] | None = None) -> Config:
     args = vars(parser().parse_args(argv))
     profile = PROFILES[args.pop("profile")]
     overrides = {k: v for k, v in args.items() if v is not None}
+    if overrides.get("presets") == "case_study":
+        overrides.setdefault("families", CASE_STUDY_FAMILIES)
+        overrides.setdefault("datasets", CASE_STUDY_DATASETS)
+        if not set(overrides["families"]) <= set(CASE_STUDY_FAMILIES):
+            raise UsageError(
+                f"--presets case_study has families {', '.join(CASE_STUDY_FAMILIES)}, "
+                f"got {', '.join(overrides['families'])}"
+            )
+        if overrides["datasets"] != CASE_STUDY_DATASETS:
+            raise UsageError(
+                f"--presets case_study is for {CASE_STUDY_DATASETS[0]} only, "
+                f"got {', '.join(overrides['datasets'])}"
+            )
     return dataclasses.replace(profile, **overrides)

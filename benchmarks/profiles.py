@@ -19,7 +19,9 @@ class Config:
 
     ``num_samples``: samples per cell, and the size of the true reference sample the metrics
     compare them with. ``num_nll``: held-out points for the likelihood of each trained run,
-    integrated with adaptive Tsit5 at ``rtol = atol = nll_tol``.
+    integrated with adaptive Tsit5 at ``rtol = atol = nll_tol``. ``presets``: ``"toy"`` (the
+    zoo's defaults, :func:`zoo.presets.toy`) or ``"case_study"`` (the write-up's settings,
+    :func:`zoo.presets.case_study`: DDPM, NCSN and sub-VP on nine Gaussians only).
     """
 
     profile: str
@@ -33,6 +35,7 @@ class Config:
     nll_tol: float
     out: str
     figures: bool = True
+    presets: str = "toy"
 
 
 PROFILES = {

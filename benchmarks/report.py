@@ -40,7 +40,7 @@ def write(config: Config, outcome: Outcome, start: float, command: str) -> str:
     out = Path(config.out)
     text = tables.markdown(outcome.rows, outcome.floors, intro=outcome.entropies)
     header = (
-        f"# zoo benchmark: profile {config.profile}\n\n"
+        f"# zoo benchmark: profile {config.profile}, {config.presets} presets\n\n"
         f"{config.steps:,} training steps, seeds {', '.join(map(str, config.seeds))}, "
         f"{config.num_samples:,} samples per cell. {evaluation.describe(config)}\n\n"
         "Each entry is the mean ± sd over the seeds whose status is ok (the status column "

@@ -125,6 +125,8 @@ def test_a_diverging_run_is_reported_not_averaged(finished, tmp_path, monkeypatc
         (["--steps", "0"], "expected an integer >= 1"),
         (["--seeds", "0,0"], "distinct seeds"),
         (["--profile", "huge"], "invalid choice"),
+        (["--presets", "case_study", "--families", "vp"], "--presets case_study has families"),
+        (["--presets", "case_study", "--datasets", "moons"], "nine_gaussians only"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(args, message, capsys):
