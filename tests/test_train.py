@@ -8,9 +8,10 @@ import textwrap
 
 import jax
 import numpy as np
+import pytest
 
 import zoo
-from zoo import data, sdes
+from zoo import data, sdes, train
 
 NINE = data.nine_gaussians()
 MODEL = zoo.transform(zoo.DDPM, schedule=sdes.ddpm_linear(num_steps=50))
@@ -83,3 +84,11 @@ def test_run_axis_is_sharded_over_devices():
     assert int(devices) == 4
     _, local = zoo.train.fit(MODEL, NINE, steps=20, seeds=[0, 1, 2, 3], num_train=500, log_every=10)
     np.testing.assert_allclose(np.array(json.loads(curve)), local, rtol=1e-4)
+
+
+def test_an_image_array_is_one_dataset_and_a_deeper_one_a_stack():
+    images = np.zeros((10, 4, 4, 1), np.float32)
+    assert train._as_datasets(images, 0, event_ndim=3).shape == (1, 10, 4, 4, 1)
+    assert train._as_datasets(images, 0, event_ndim=2).shape == (10, 4, 4, 1)
+    with pytest.raises(ValueError, match="same shape"):
+        train._as_datasets([np.zeros((5, 2)), np.zeros((6, 2))], 0, event_ndim=1)

@@ -52,8 +52,11 @@ def _ema_decay(step, decay):
     return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
 
 
-def _as_datasets(data, num_train: int) -> np.ndarray:
-    """``[D, N, *event]`` training sets from a toy distribution, an array or a list of either."""
+def _as_datasets(data, num_train: int, event_ndim: int) -> np.ndarray:
+    """``[D, N, *event]`` training sets from a toy distribution, an array or a list of either.
+
+    An array is a stack of datasets when it has two more axes than an example
+    (``event_ndim``), else one dataset: ``[N, 8, 8, 1]`` images are one set, not eight."""
     items = data if isinstance(data, (list, tuple)) else [data]
     arrays = []
     for item in items:
@@ -61,7 +64,8 @@ def _as_datasets(data, num_train: int) -> np.ndarray:
             arrays.append(np.asarray(item.train_set(num_train)))
         else:
             arr = np.asarray(item, dtype=np.float32)
-            arrays.extend(arr if arr.ndim >= 3 and not isinstance(data, (list, tuple)) else [arr])
+            is_stack = arr.ndim == event_ndim + 2 and not isinstance(data, (list, tuple))
+            arrays.extend(arr if is_stack else [arr])
     shapes = {a.shape for a in arrays}
     if len(shapes) != 1:
         raise ValueError(f"data: every dataset must have the same shape, got {sorted(shapes)}")
@@ -118,7 +122,7 @@ def fit(
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("seeds must name at least one seed")
-    datasets = _as_datasets(data, num_train)
+    datasets = _as_datasets(data, num_train, len(model.event_shape))
     if datasets.shape[2:] != model.event_shape:
         raise ValueError(
             f"data: examples have shape {datasets.shape[2:]}, the model expects "
