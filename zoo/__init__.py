@@ -3,10 +3,21 @@
 The public API; everything a user needs is reachable from here.
 """
 
-from zoo import data, likelihood, metrics, nets, plotting, presets, samplers, sdes, train
+from zoo import (
+    data,
+    image_metrics,
+    likelihood,
+    metrics,
+    nets,
+    plotting,
+    presets,
+    samplers,
+    sdes,
+    train,
+)
 from zoo.likelihood import log_likelihood
 from zoo.models import DDPM, NCSN, DiffusionModel, Model, ScoreSDE, transform
-from zoo.nets import ScoreNet
+from zoo.nets import ScoreNet, UNet
 from zoo.samplers import (
     DDIM,
     Ancestral,
@@ -39,7 +50,9 @@ __all__ = [
     "ScoreNet",
     "ScoreSDE",
     "SubVP",
+    "UNet",
     "data",
+    "image_metrics",
     "likelihood",
     "log_likelihood",
     "metrics",

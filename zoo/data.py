@@ -62,9 +62,11 @@ import scipy.spatial
 import scipy.special
 
 __all__ = [
+    "DIGITS_LEVELS",
     "NAMES",
     "Checkerboard",
     "Circles",
+    "Digits",
     "Empirical",
     "EntropyEstimate",
     "GaussianMixture",
@@ -76,6 +78,7 @@ __all__ = [
     "TwoSpirals",
     "checkerboard",
     "circles",
+    "digits",
     "eight_gaussians",
     "gaussians_25",
     "get",
@@ -695,3 +698,126 @@ def get(name: str) -> Toy:
     if name not in _FACTORIES:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(NAMES)}")
     return _FACTORIES[name]()
+
+
+# --- handwritten digits (images) ---------------------------------------------------------------
+
+DIGITS_LEVELS = 17  # sklearn's digits hold integer grey values 0..16
+
+
+@functools.cache
+def _digits_split(test_fraction: float, seed: int):
+    """sklearn's 1797 digits, shuffled with ``seed`` and split: ``(train_v, train_y, test_v,
+    test_y)`` with integer grey values ``v: [N, 8, 8, 1]`` in 0..16 and labels ``y: [N]``."""
+    from sklearn.datasets import load_digits  # bundled with sklearn: no download
+
+    bunch = load_digits()
+    values = bunch.images.astype(np.int64)[..., None]  # [1797, 8, 8, 1]
+    order = np.random.default_rng(seed).permutation(len(values))
+    n_test = int(round(test_fraction * len(values)))
+    test, train = order[:n_test], order[n_test:]
+    return values[train], bunch.target[train], values[test], bunch.target[test]
+
+
+@dataclasses.dataclass(frozen=True)
+class Digits(Toy):
+    """sklearn's handwritten digits (UCI optdigits test set): 1797 grey images 8x8 with
+    :math:`K = 17` grey values :math:`v \\in \\{0..16\\}`, as ``[..., 8, 8, 1]`` in ``[-1, 1]``.
+
+    Each grey value owns a bin of width :math:`w = 2/K` of ``[-1, 1]``; an image is put at the
+    bin centres :math:`x = (2v + 1)/K - 1`, or with ``dequantize`` at a uniform point of its bin,
+    :math:`x = 2(v + u)/K - 1,\\ u \\sim U[0, 1)` (Uria et al. 2013; Ho et al. 2020 sec. 3.3),
+    so that a continuous density on ``[-1, 1]`` bounds the discrete likelihood:
+    :math:`-\\log P(v) \\le E_u[-\\log p(x)] - D \\log w` (see :mod:`zoo.image_metrics`).
+
+    The split (``test_fraction`` of the images held out) is fixed by ``seed``; ``sample``
+    draws training images (never test images) uniformly; ``train_set(n)`` cycles through the
+    training images in a fixed order to length ``n`` (equal weights when ``n`` is a multiple
+    of :attr:`num_train`), each copy with its own dequantisation noise. There is no closed-form
+    density: ``log_prob`` and ``score`` raise.
+    """
+
+    dequantize: bool = True
+    test_fraction: float = 0.2
+    seed: int = 0
+    name: str = dataclasses.field(default="digits", kw_only=True)
+
+    event_shape: ClassVar[tuple[int, ...]] = (8, 8, 1)
+
+    def __post_init__(self):
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ValueError(f"test_fraction must lie in (0, 1), got {self.test_fraction}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
+            raise ValueError(f"seed must be an int, got {self.seed!r}")
+
+    @property
+    def bin_width(self) -> float:
+        """Width :math:`2/K` of one grey level in ``[-1, 1]``."""
+        return 2.0 / DIGITS_LEVELS
+
+    def _split(self):
+        return _digits_split(float(self.test_fraction), int(self.seed))
+
+    @property
+    def num_train(self) -> int:
+        return len(self._split()[0])
+
+    def _scale(self, values, key=None) -> jax.Array:
+        """Grey values -> ``[-1, 1]``: bin centres, or uniform in the bin when ``key`` is given
+        and ``dequantize`` is set."""
+        v = jnp.asarray(values, jnp.float32)
+        u = 0.5 if key is None or not self.dequantize else jax.random.uniform(key, v.shape)
+        return (2.0 * (v + u) / DIGITS_LEVELS - 1.0).astype(jnp.float32)
+
+    def _sample(self, key, shape):
+        index_key, noise_key = jax.random.split(key)
+        train = jnp.asarray(self._split()[0])
+        return self._scale(train[jax.random.randint(index_key, shape, 0, len(train))], noise_key)
+
+    def train_set(self, n: int | None = None) -> jax.Array:
+        """``n`` training images ``[n, 8, 8, 1]`` (default: each once), cycling in a fixed
+        order, dequantised (when set) with ``PRNGKey(train_seed)``."""
+        train = self._split()[0]
+        n = len(train) if n is None else _check_n(n)
+        values = train[np.arange(n) % len(train)]
+        return self._scale(values, jax.random.PRNGKey(self.train_seed))
+
+    def train_images(self) -> jax.Array:
+        """Every training image once at its bin centres (no dequantisation), ``[N, 8, 8, 1]``."""
+        return self._scale(self._split()[0])
+
+    def test_set(self, key: jax.Array | None = None) -> jax.Array:
+        """The held-out images ``[M, 8, 8, 1]``: at bin centres, or dequantised with ``key``."""
+        return self._scale(self._split()[2], key)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Digit classes 0..9 of the training images, ``[N]`` (the order of ``train_images``)."""
+        return self._split()[1]
+
+    @property
+    def test_labels(self) -> np.ndarray:
+        """Digit classes 0..9 of the held-out images, ``[M]``."""
+        return self._split()[3]
+
+    def log_prob(self, x):
+        raise NotImplementedError(
+            f"{self.name}: images have no closed-form density; estimate the model's with "
+            "zoo.image_metrics.bits_per_dim_by_ode"
+        )
+
+    def _estimate_entropy(self):
+        return EntropyEstimate(
+            math.nan, math.nan, "undefined: no closed form and no estimate for 64-D images"
+        )
+
+
+@functools.cache
+def digits(dequantize: bool = True, test_fraction: float = 0.2, seed: int = 0) -> Digits:
+    """The handwritten digits (:class:`Digits`): a fixed ``seed`` split with ``test_fraction``
+    held out (359 of 1797 images by default), uniform dequantisation when ``dequantize``."""
+    return Digits(dequantize=dequantize, test_fraction=test_fraction, seed=seed)
+
+
+# Reachable through get("digits"); NAMES stays the list of 2-D toys (benchmarks iterate it).
+_FACTORIES["digits"] = digits

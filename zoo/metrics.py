@@ -19,7 +19,9 @@ computed in blocks of rows, never as a full matrix):
 
 For Gaussian mixtures with known components, :func:`mode_metrics` gives the mode-collapse
 metrics of VEEGAN / PacGAN (high-quality fraction, modes covered, reverse KL over modes).
-:func:`evaluate` runs all generic metrics at once.
+:func:`evaluate` runs all generic metrics at once. Metrics for images (a digit classifier's
+Frechet distance, class coverage and confidence, memorisation, bits per dimension) are in
+:mod:`zoo.image_metrics`.
 
 Everything but :func:`wasserstein2` and :func:`noise_floor` is written in JAX and jitted;
 the public functions validate their inputs eagerly (shapes always; finiteness when the

@@ -1,0 +1,124 @@
+"""The digits data, DDIM against ancestral sampling, and the image metrics."""
+
+import functools
+
+import jax
+import numpy as np
+import pytest
+
+from zoo import data, image_metrics, metrics, samplers, sdes
+
+DIGITS = data.digits()
+
+
+def test_digits_shapes_range_and_labels():
+    train, test = np.asarray(DIGITS.train_set()), np.asarray(DIGITS.test_set())
+    assert train.shape == (DIGITS.num_train, 8, 8, 1) and test.shape[1:] == (8, 8, 1)
+    assert len(train) + len(test) == 1797
+    assert len(test) == round(0.2 * 1797)
+    for x in (train, test, np.asarray(DIGITS.sample(jax.random.PRNGKey(0), (5, 3)))):
+        assert x.min() >= -1.0 and x.max() <= 1.0
+    assert DIGITS.sample(jax.random.PRNGKey(0), (5, 3)).shape == (5, 3, 8, 8, 1)
+    assert set(DIGITS.labels) == set(range(10)) and len(DIGITS.test_labels) == len(test)
+    assert data.get("digits") is DIGITS
+
+
+def test_split_is_a_partition_fixed_by_the_seed():
+    from sklearn.datasets import load_digits
+
+    def rows(values):  # the images as sorted tuples of integer grey values
+        return sorted(map(tuple, np.asarray(values).reshape(len(values), -1).tolist()))
+
+    split = np.concatenate([DIGITS.train_images(), DIGITS.test_set()])
+    grey = np.rint((split + 1.0) * data.DIGITS_LEVELS / 2 - 0.5).astype(int)
+    assert rows(grey) == rows(load_digits().images.astype(int))
+    np.testing.assert_array_equal(data.digits(seed=0).test_set(), DIGITS.test_set())
+    assert not np.array_equal(data.digits(seed=1).test_set(), DIGITS.test_set())
+
+
+def test_dequantisation_stays_within_one_grey_level():
+    centres = np.asarray(DIGITS.train_images())
+    noisy = np.asarray(DIGITS.train_set(DIGITS.num_train))
+    half_bin = DIGITS.bin_width / 2
+    assert np.all(np.abs(noisy - centres) <= half_bin + 1e-6)
+    assert np.std(noisy - centres) > 0.2 * half_bin  # noise is really there
+    plain = data.digits(dequantize=False)
+    np.testing.assert_array_equal(plain.train_set(plain.num_train), centres)
+
+
+def test_digits_has_no_density():
+    with pytest.raises(NotImplementedError, match="no closed-form density"):
+        DIGITS.log_prob(DIGITS.test_set())
+    with pytest.raises(ValueError, match=r"test_fraction must lie in \(0, 1\)"):
+        data.Digits(test_fraction=1.0)
+
+
+def test_ddim_with_eta_one_samples_like_ancestral_in_distribution():
+    """Independent draws of DDIM(eta=1) and ancestral sampling with the exact score on a DDPM
+    schedule are as close as two independent true samples (3 sd above the floor's mean)."""
+    mixture = data.GaussianMixture([0.3, 0.7], [[-1.0, 0.5], [1.5, -0.5]], [[0.3, 0.6], [0.5, 0.2]])
+    schedule = sdes.ddpm_linear(1e-4, 0.02, 1000)
+    score = data.oracle_score(mixture, schedule)
+    n = 2000
+
+    def draw(sampler, seed):
+        return jax.jit(lambda k: sampler.sample(schedule, score, k, (n, 2)).x)(
+            jax.random.PRNGKey(seed)
+        )
+
+    ddim = draw(samplers.DDIM(eta=1.0), 1)
+    ancestral = draw(samplers.Ancestral(), 2)
+    quality = functools.partial(metrics.sliced_w2, key=jax.random.PRNGKey(5))
+    floor = metrics.noise_floor(
+        lambda x, y, key: metrics.sliced_w2(x, y, key),
+        lambda key, m: mixture.sample(key, (m,)),
+        n,
+        jax.random.PRNGKey(9),
+        repeats=8,
+    )
+    bound = float(np.asarray(floor.mean) + 3 * np.asarray(floor.sd))
+    assert float(quality(ddim, ancestral)) < bound
+    # The bound can fail: the deterministic DDIM (eta=0) of a mis-scaled start cannot pass.
+    assert float(quality(ddim, 1.5 * ancestral)) > bound
+
+
+@pytest.fixture(scope="module")
+def floor():
+    return image_metrics.image_noise_floor(DIGITS, n=179)
+
+
+def test_held_out_digits_score_at_the_floor(floor):
+    """The second half of the test set, scored like samples, lands where the first half
+    does (the floor)."""
+    test = np.asarray(DIGITS.test_set(jax.random.PRNGKey(0)))
+    other = image_metrics.evaluate_images(test[179:358], DIGITS)
+    assert other["frechet"] < 2.0 * floor["frechet"]
+    assert other["class_kl"] < floor["class_kl"] + 0.05
+    assert other["confidence"] > floor["confidence"] - 0.05
+    assert abs(other["nearest_train"] - floor["nearest_train"]) < 0.1 * floor["nearest_train"]
+    assert image_metrics.digit_classifier(DIGITS).test_accuracy > 0.9
+
+
+def test_noise_images_are_far_from_the_floor(floor):
+    noise = np.clip(np.random.default_rng(0).normal(size=(179, 8, 8, 1)), -1, 1)
+    out = image_metrics.evaluate_images(noise, DIGITS)
+    assert out["frechet"] > 10 * floor["frechet"]
+    assert out["confidence"] < floor["confidence"] - 0.1
+    assert out["nearest_train"] > 2 * floor["nearest_train"]
+    # Copies of training digits are flagged by their distance to the training set.
+    copies = image_metrics.evaluate_images(DIGITS.train_images()[:179], DIGITS)
+    assert copies["nearest_train"] < 0.01 * floor["nearest_train"]
+
+
+def test_frechet_distance_of_gaussians_is_the_closed_form():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(20000, 3))
+    b = 2.0 * rng.normal(size=(20000, 3)) + 1.0
+    # Means differ by 1 per axis; covariances I and 4I: 3 + tr(I + 4I - 2*2I) = 3 + 3.
+    assert abs(image_metrics.frechet_distance(a, b) - 6.0) < 0.15
+    assert abs(image_metrics.frechet_distance(a, a)) < 1e-6
+
+
+def test_bad_sample_shapes_raise():
+    with pytest.raises(ValueError, match=r"samples must have shape \[n, 8, 8, 1\]"):
+        image_metrics.evaluate_images(np.zeros((4, 64)), DIGITS)

@@ -1,0 +1,107 @@
+"""The UNet: shapes, time dependence, argument checks, and every family on 8x8 images."""
+
+import functools
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import zoo
+from zoo import nets, samplers, sdes
+
+# Small enough to compile in seconds on a CPU; still has a down/up level and attention.
+TINY = dict(channels=8, channel_mults=(1, 2), groups=4, dropout=0.0)
+
+
+def _apply(config, x, t, seed=0):
+    f = hk.without_apply_rng(hk.transform(lambda x, t: nets.UNet(**config)(x, t, False)))
+    params = jax.jit(f.init)(jax.random.PRNGKey(seed), x, t)
+    return jax.jit(f.apply), params
+
+
+def test_output_shape_and_time_dependence():
+    x = jax.random.normal(jax.random.PRNGKey(1), (3, 8, 8, 1))
+    f, params = _apply(TINY, x, jnp.zeros(3))
+    early = f(params, x, jnp.full(3, 0.05))
+    late = f(params, x, jnp.full(3, 0.95))
+    assert early.shape == x.shape and np.all(np.isfinite(early))
+    assert float(jnp.max(jnp.abs(early - late))) > 1e-3
+    # A scalar time means the same time for every image.
+    np.testing.assert_allclose(f(params, x, 0.05), early, atol=1e-6)
+
+
+def test_rectangular_and_multichannel_images():
+    x = jnp.ones((2, 4, 8, 3))
+    f, params = _apply(TINY, x, jnp.zeros(2))
+    assert f(params, x, jnp.zeros(2)).shape == (2, 4, 8, 3)
+
+
+def test_matmul_convolution_matches_lax():
+    """The im2col convolutions compute what hk.Conv2D does with the same parameters."""
+    x = jax.random.normal(jax.random.PRNGKey(2), (2, 8, 8, 1))
+    t = jnp.array([0.1, 0.7])
+    f, params = _apply(TINY, x, t)
+    g = hk.without_apply_rng(hk.transform(lambda x, t: nets.UNet(**TINY, conv="lax")(x, t, False)))
+    # hk.Conv2D keeps its parameters one module deeper ("<name>/conv").
+    lax_params = {(k + "/conv" if v.get("w", jnp.zeros(())).ndim == 4 else k): v
+                  for k, v in params.items()}  # fmt: skip
+    assert jax.tree_util.tree_structure(lax_params) == jax.tree_util.tree_structure(
+        g.init(jax.random.PRNGKey(0), x, t)
+    )
+    np.testing.assert_allclose(
+        jax.jit(g.apply)(lax_params, x, t), f(params, x, t), rtol=1e-4, atol=1e-4
+    )
+
+
+@pytest.mark.parametrize(
+    "config, match",
+    [
+        (dict(channels=12, groups=8), "divisible by groups=8"),
+        (dict(channel_mults=()), "channel_mults must be a non-empty"),
+        (dict(channel_mults=(1, 0)), "channel_mults must be a non-empty"),
+        (dict(dropout=1.0), r"dropout must lie in \[0, 1\)"),
+        (dict(attention_levels=(2,)), r"attention_levels must be level indices in \[0, 1\]"),
+        (dict(num_heads=3), "num_heads=3 must divide"),
+        (dict(channels=0), "channels must be a positive int"),
+        (dict(conv="fft"), "conv must be 'matmul' or 'lax'"),
+    ],
+)
+def test_bad_arguments_raise(config, match):
+    with pytest.raises(ValueError, match=match):
+        hk.transform(lambda: nets.UNet(**config)).init(None)
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(ValueError, match=r"divisible by 2\*\*\(len\(channel_mults\) - 1\) = 4"):
+        _apply(dict(TINY, channel_mults=(1, 1, 1)), jnp.ones((1, 6, 8, 1)), jnp.zeros(1))
+    with pytest.raises(ValueError, match=r"x must be images \[B, H, W, C\]"):
+        _apply(TINY, jnp.ones((1, 8, 8)), jnp.zeros(1))
+
+
+FAMILIES = {
+    "ddpm": (zoo.DDPM, dict(schedule=sdes.ddpm_linear(1e-4, 0.02, 20)), samplers.Ancestral()),
+    "ncsn": (
+        zoo.NCSN,
+        dict(schedule=sdes.ncsn_geometric(5.0, 0.01, 4)),
+        samplers.AnnealedLangevin(steps_per_level=2),
+    ),
+    "vp": (zoo.ScoreSDE, dict(sde=sdes.VP()), samplers.DDIM(steps=4)),
+    "subvp": (zoo.ScoreSDE, dict(sde=sdes.SubVP()), samplers.EulerMaruyama(steps=4)),
+    "ve": (zoo.ScoreSDE, dict(sde=sdes.VE(0.01, 5.0)), samplers.ProbabilityFlow(steps=4)),
+}
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_every_family_trains_and_samples_8x8_images(family):
+    cls, config, sampler = FAMILIES[family]
+    net = functools.partial(nets.UNet, channels=8, channel_mults=(1,), groups=4)
+    model = zoo.transform(cls, event_shape=(8, 8, 1), net=net, **config)
+    x = jax.random.uniform(jax.random.PRNGKey(0), (4, 8, 8, 1), minval=-1, maxval=1)
+    params = model.init(jax.random.PRNGKey(1), x)
+    losses = model.loss(params, jax.random.PRNGKey(2), x)
+    assert losses.shape == (4,) and np.all(np.isfinite(losses)) and np.all(losses > 0)
+    out = model.sample(params, jax.random.PRNGKey(3), (3,), sampler)
+    assert out.x.shape == (3, 8, 8, 1) and np.all(np.isfinite(out.x))
+    assert int(out.nfe) > 0
