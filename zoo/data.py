@@ -61,6 +61,8 @@ import numpy as np
 import scipy.spatial
 import scipy.special
 
+from zoo._checks import is_concrete
+
 __all__ = [
     "DIGITS_LEVELS",
     "NAMES",
@@ -114,14 +116,6 @@ class EntropyEstimate(NamedTuple):
 
 
 # --- validation ------------------------------------------------------------------------------
-
-
-def _is_concrete(x) -> bool:
-    try:
-        np.asarray(x)
-    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
-        return False
-    return True
 
 
 def _check_shape(shape) -> tuple[int, ...]:
@@ -258,7 +252,7 @@ class GaussianMixture(Toy):
     name: str = dataclasses.field(default="gaussian_mixture", kw_only=True)
 
     def __post_init__(self):
-        if not all(_is_concrete(v) for v in (self.weights, self.means, self.scales)):
+        if not all(is_concrete(v) for v in (self.weights, self.means, self.scales)):
             return
         w = np.asarray(self.weights, dtype=np.float64)
         m = np.asarray(self.means, dtype=np.float64)
@@ -310,7 +304,7 @@ class GaussianMixture(Toy):
         means = alpha * m
         scales = jnp.sqrt(alpha**2 * s**2 + sigma**2)
         # Under jit even a Python float t gives traced coefficients: keep them as arrays.
-        if not (_is_concrete(alpha) and _is_concrete(sigma)):
+        if not (is_concrete(alpha) and is_concrete(sigma)):
             return GaussianMixture(
                 self.weights, means, scales, name=self.name, train_seed=self.train_seed
             )

@@ -48,6 +48,8 @@ import numpy as np
 import ot
 from jax.typing import ArrayLike
 
+from zoo._checks import is_concrete
+
 __all__ = [
     "DEFAULT_BANDWIDTHS",
     "NoiseFloor",
@@ -76,14 +78,6 @@ _EMD_OPTIMAL = 1  # POT's result code for an optimal solution
 # --- input checks --------------------------------------------------------------------------
 
 
-def _is_concrete(x) -> bool:
-    try:
-        np.asarray(x)
-    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
-        return False
-    return True
-
-
 def _as_points(x: ArrayLike, name: str, check_finite: bool, min_rows: int = 2) -> jax.Array:
     """``x`` as a float [num_points, dim] array, or ``ValueError`` naming ``name``."""
     x = jnp.asarray(x)
@@ -93,7 +87,7 @@ def _as_points(x: ArrayLike, name: str, check_finite: bool, min_rows: int = 2) -
         raise ValueError(f"{name} must have at least {min_rows} points (rows); got {x.shape[0]}")
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.result_type(float))
-    if check_finite and _is_concrete(x):
+    if check_finite and is_concrete(x):
         bad = ~np.all(np.isfinite(np.asarray(x)), axis=1)
         if bad.any():
             raise ValueError(
@@ -199,7 +193,7 @@ def _bandwidth_params(bandwidths: Sequence[float] | ArrayLike) -> jax.Array:
     h = jnp.atleast_1d(jnp.asarray(bandwidths, dtype=jnp.result_type(float)))
     if h.ndim != 1 or h.size == 0:
         raise ValueError(f"bandwidths must be a non-empty 1-D sequence; got shape {h.shape}")
-    if _is_concrete(h) and not np.all(np.asarray(h) > 0):
+    if is_concrete(h) and not np.all(np.asarray(h) > 0):
         raise ValueError(f"bandwidths must all be > 0; got {np.asarray(h).tolist()}")
     return 1.0 / (2.0 * h**2)
 
@@ -569,9 +563,9 @@ def mode_metrics(
     weights = jnp.asarray(weights, x.dtype)
     if weights.shape != (num_modes,):
         raise ValueError(f"weights must have shape [K] = [{num_modes}]; got {weights.shape}")
-    if _is_concrete(scales) and not np.all((np.asarray(scales) > 0) & np.isfinite(scales)):
+    if is_concrete(scales) and not np.all((np.asarray(scales) > 0) & np.isfinite(scales)):
         raise ValueError(f"scales must all be finite and > 0; got {np.asarray(scales).tolist()}")
-    if _is_concrete(weights) and not np.all(np.asarray(weights) > 0):
+    if is_concrete(weights) and not np.all(np.asarray(weights) > 0):
         raise ValueError(f"weights must all be > 0; got {np.asarray(weights).tolist()}")
     log_weights = jnp.log(weights) - jnp.log(jnp.sum(weights))
     return _mode_metrics(

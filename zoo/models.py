@@ -39,6 +39,7 @@ import numpy as np
 
 from zoo import samplers as samplers_lib
 from zoo import sdes
+from zoo._checks import is_concrete
 from zoo.nets import ScoreNet
 
 __all__ = ["DiffusionModel", "DDPM", "NCSN", "ScoreSDE", "Model", "transform"]
@@ -223,7 +224,7 @@ class Model:
 
 def _check_data(x, name="x"):
     """NaN/inf check for concrete data (under jit the shapes are still checked by the model)."""
-    if sdes._is_concrete(x) and not np.all(np.isfinite(np.asarray(x))):
+    if is_concrete(x) and not np.all(np.isfinite(np.asarray(x))):
         raise ValueError(f"{name} contains NaN or inf values")
     return x
 

@@ -33,6 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from zoo._checks import is_concrete
+
 __all__ = [
     "SDE",
     "VP",
@@ -43,14 +45,6 @@ __all__ = [
     "ddpm_linear",
     "ncsn_geometric",
 ]
-
-
-def _is_concrete(x) -> bool:
-    try:
-        np.asarray(x)
-    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
-        return False
-    return True
 
 
 def _require(condition: bool, message: str) -> None:
@@ -82,7 +76,7 @@ class SDE(abc.ABC):
 
     def check_time(self, t: jax.Array, name: str = "t") -> jax.Array:
         """Raise if a concrete ``t`` lies outside ``[t_min, T]``; traced values pass through."""
-        if _is_concrete(t):
+        if is_concrete(t):
             tv = np.asarray(t, dtype=np.float64)
             tol = 1e-6 * max(1.0, self.T)
             bad = (tv < self.t_min - tol) | (tv > self.T + tol) | ~np.isfinite(tv)
