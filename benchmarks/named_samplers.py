@@ -21,7 +21,7 @@ __all__ = ["KINDS", "CONTINUOUS_STEPS", "check", "resolve"]
 CONTINUOUS_STEPS = 1000
 CONTINUOUS_LEVELS = 100
 LANGEVIN_STEPS_PER_LEVEL = 100
-LANGEVIN_STEP_SIZE = 1e-5  # as zoo.presets.toy: 2e-5 is visibly biased
+LANGEVIN_STEP_SIZE = 1e-5  # as zoo.presets.toy (half the case study's 2e-5, see there)
 
 KINDS = {
     "default": "the preset's own sampler (zoo.presets.toy or case_study)",
