@@ -124,9 +124,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--out",
-        default="benchmarks/results/digits-cpu",
+        default="results/digits",
         help="output folder for results.csv, results.md, samples.png, denoising.gif "
-        "(default benchmarks/results/digits-cpu)",
+        "(default results/digits)",
     )
     args = parser.parse_args(argv)
     if args.channels % 8:
