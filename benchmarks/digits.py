@@ -65,13 +65,6 @@ def _families(text: str) -> tuple[str, ...]:
     return names
 
 
-def _preset(family: str, channels: int) -> presets.Preset:
-    net = functools.partial(UNet, channels=channels)
-    if family == WRITEUP:
-        return presets.mnist_writeup(net=net)
-    return presets.digits(family, net=net)
-
-
 def _seeds(text: str) -> tuple[int, ...]:
     try:
         seeds = tuple(int(s) for s in text.split(","))
@@ -153,6 +146,13 @@ def _samplers(preset) -> dict[str, samplers.Sampler]:
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def _preset(family: str, channels: int) -> presets.Preset:
+    net = functools.partial(UNet, channels=channels)
+    if family == WRITEUP:
+        return presets.mnist_writeup(net=net)
+    return presets.digits(family, net=net)
 
 
 def _evaluate_family(family, args, data, test_for_bpd):
