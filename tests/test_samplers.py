@@ -37,6 +37,10 @@ CASES = {
     "ddpm/ode-tsit5": (DDPM_1000, samplers.ProbabilityFlow(rtol=1e-4, atol=1e-4)),
     "ncsn/langevin": (NCSN_100, samplers.AnnealedLangevin(steps_per_level=20, step_size=5e-5)),
     "ncsn/ancestral": (NCSN_100, samplers.Ancestral()),
+    "vp/dpm-solver++-20": (VP, samplers.DPMSolverPP(steps=20)),
+    "ve/edm-heun-10": (VE, samplers.EDMHeun(steps=10)),
+    "ddpm/dpm-solver++-20": (DDPM_1000, samplers.DPMSolverPP(steps=20)),
+    "ncsn/edm-heun-10": (NCSN_100, samplers.EDMHeun(steps=10)),
 }
 
 
@@ -94,6 +98,9 @@ def test_function_evaluation_counts():
     assert int(samplers.DDIM(steps=10).sample(ddpm, ddpm_score, key, shape).nfe) == 10
     heun = samplers.ProbabilityFlow(diffrax.Heun(), steps=51).sample(VP, score, key, shape)
     assert int(heun.nfe) == 50 * 2 + 1
+    # One evaluation per DPM-Solver++ step; Karras et al.'s 2N - 1 for EDM Heun on N times.
+    assert int(samplers.DPMSolverPP(steps=10).sample(VP, score, key, shape).nfe) == 10
+    assert int(samplers.EDMHeun(steps=10).sample(VP, score, key, shape).nfe) == 19
     pc = samplers.PredictorCorrector(samplers.EulerMaruyama(steps=11), corrector_steps=2)
     assert int(pc.sample(VP, score, key, shape).nfe) == 10 * 3 + 1
     langevin = samplers.AnnealedLangevin(steps_per_level=5)
@@ -103,41 +110,100 @@ def test_function_evaluation_counts():
     )
 
 
-def _gaussian_flow_error(solver, steps):
-    """Max error of the probability-flow solve of N(mu, s^2) against its exact map
-    x_t = alpha_t mu + sqrt(alpha_t^2 s^2 + sigma_t^2) z."""
-    mu, s = jnp.array([1.0, -0.5]), jnp.array([0.5, 1.5])
+MU, S = jnp.array([1.0, -0.5]), jnp.array([0.5, 1.5])
+
+
+def _gaussian_flow_error(sampler, sde=VP, prior_key=lambda key: key):
+    """Max error at t_min of a deterministic ``sampler`` (``denoise=False``) with the exact
+    score of N(MU, S^2), against the exact probability-flow map of that Gaussian,
+    x_t = alpha_t MU + sqrt(alpha_t^2 S^2 + sigma_t^2) z, from the sampler's own x_T
+    (drawn from ``prior_key(key)``)."""
 
     def score(x, t):
-        alpha, var = jnp.exp(VP.log_alpha(t)), VP.variance(t)
-        return -(x - alpha * mu) / (alpha**2 * s**2 + var)
+        alpha, var = jnp.exp(sde.log_alpha(t)), sde.variance(t)
+        return -(x - alpha * MU) / (alpha**2 * S**2 + var)
 
     def exact_std(t):
-        return jnp.sqrt(jnp.exp(2 * VP.log_alpha(t)) * s**2 + VP.variance(t))
+        return jnp.sqrt(jnp.exp(2 * sde.log_alpha(t)) * S**2 + sde.variance(t))
 
     key = jax.random.PRNGKey(0)
-    sampler = samplers.ProbabilityFlow(solver, steps=steps, denoise=False)
-    out = sampler.sample(VP, score, key, (16, 2))
-    x_T = VP.prior_sample(key, (16, 2))  # the sampler's starting point
-    a_T, a_0 = jnp.exp(VP.log_alpha(VP.T)), jnp.exp(VP.log_alpha(VP.t_min))
-    z = (x_T - a_T * mu) / exact_std(VP.T)
-    exact = a_0 * mu + exact_std(VP.t_min) * z
+    out = sampler.sample(sde, score, key, (16, 2))
+    x_T = sde.prior_sample(prior_key(key), (16, 2))
+    a_T, a_0 = jnp.exp(sde.log_alpha(sde.T)), jnp.exp(sde.log_alpha(sde.t_min))
+    z = (x_T - a_T * MU) / exact_std(sde.T)
+    exact = a_0 * MU + exact_std(sde.t_min) * z
     return float(jnp.max(jnp.abs(out.x - exact)))
+
+
+def _order(make, steps, **kwargs):
+    """Fitted order of convergence: the slope of log error against log step size."""
+    errors = np.array([_gaussian_flow_error(make(int(n)), **kwargs) for n in steps])
+    return -np.polyfit(np.log(np.asarray(steps) - 1), np.log(errors), 1)[0], errors
 
 
 @pytest.mark.parametrize("solver, order", [(diffrax.Euler(), 1), (diffrax.Heun(), 2)])
 def test_probability_flow_converges_at_the_solver_order(solver, order):
-    steps = np.array([41, 81, 161, 321])
-    errors = np.array([_gaussian_flow_error(solver, int(n)) for n in steps])
-    slope = -np.polyfit(np.log(steps - 1), np.log(errors), 1)[0]
+    make = lambda n: samplers.ProbabilityFlow(solver, steps=n, denoise=False)
+    slope, errors = _order(make, [41, 81, 161, 321])
     assert abs(slope - order) < 0.4, (slope, errors)
 
 
+FAST = {
+    # DDIM draws x_T from the first half of its key (GridSampler), the others from the key.
+    "ddim": (lambda n: samplers.DDIM(steps=n, denoise=False), 1, lambda k: jax.random.split(k)[0]),
+    "dpm-solver++(1)": (lambda n: samplers.DPMSolverPP(n, order=1, denoise=False), 1, None),
+    "dpm-solver++(2m)": (lambda n: samplers.DPMSolverPP(n, denoise=False), 2, None),
+    "dpm-solver++(2m)-karras": (
+        lambda n: samplers.DPMSolverPP(n, grid="karras", denoise=False),
+        2,
+        None,
+    ),
+    "edm-heun": (lambda n: samplers.EDMHeun(n, denoise=False), 2, None),
+}
+
+
+@pytest.mark.parametrize("sde", [VP, VE, DDPM_1000, NCSN_100], ids=lambda s: type(s).__name__)
+@pytest.mark.parametrize("name", list(FAST))
+def test_fast_samplers_converge_at_their_order(name, sde):
+    """DDIM is first order, DPM-Solver++(2M) and EDM's Heun second order, on every process
+    (the discrete schedules through their interpolated marginals)."""
+    make, order, prior_key = FAST[name]
+    steps = [21, 41, 81] if name == "ddim" and sde.num_levels == 100 else [21, 41, 81, 161]
+    slope, errors = _order(make, steps, sde=sde, prior_key=prior_key or (lambda k: k))
+    assert abs(slope - order) < 0.4, (slope, errors)
+
+
+def test_log_snr_grid_is_uniform_in_log_snr_and_inverts_exactly_for_ve():
+    grid = samplers.log_snr_grid(VE, 11)
+    # VE: lambda_t = -log sigma_t is linear in t, so the grid is uniform in t too.
+    np.testing.assert_allclose(grid, np.linspace(VE.T, VE.t_min, 11), atol=1e-5)
+    lam = VP.log_snr(samplers.log_snr_grid(VP, 11))
+    np.testing.assert_allclose(np.diff(lam), np.full(10, (lam[-1] - lam[0]) / 10), rtol=1e-3)
+
+
+def test_karras_grid_follows_its_formula():
+    n, rho = 8, 7.0
+    sigma = np.exp(-np.asarray(VP.log_snr(samplers.karras_grid(VP, n, rho))))
+    lo, hi = sigma[-1] ** (1 / rho), sigma[0] ** (1 / rho)
+    np.testing.assert_allclose(sigma, (hi + np.linspace(0, 1, n) * (lo - hi)) ** rho, rtol=1e-3)
+
+
 def test_adaptive_probability_flow_meets_its_tolerance():
-    assert _gaussian_flow_error(diffrax.Tsit5(), None) < 1e-3
+    assert _gaussian_flow_error(samplers.ProbabilityFlow(diffrax.Tsit5(), denoise=False)) < 1e-3
 
 
 def test_sampler_errors_are_named():
+    for bad in (1, 2.5, None):
+        with pytest.raises(ValueError, match="steps must be an integer >= 2"):
+            samplers.DPMSolverPP(steps=bad)
+        with pytest.raises(ValueError, match="steps must be an integer >= 2"):
+            samplers.EDMHeun(steps=bad)
+    with pytest.raises(ValueError, match="order must be 1 or 2"):
+        samplers.DPMSolverPP(order=3)
+    with pytest.raises(ValueError, match="grid must be"):
+        samplers.DPMSolverPP(grid="uniform")
+    with pytest.raises(ValueError, match="rho must be > 0"):
+        samplers.EDMHeun(rho=0.0)
     with pytest.raises(ValueError, match="eta must lie in"):
         samplers.DDIM(eta=2.0)
     with pytest.raises(TypeError, match="predictor must be a grid sampler"):

@@ -130,6 +130,28 @@ class SDE(abc.ABC):
         eps = jax.random.normal(key, jnp.shape(x0), jnp.result_type(x0))
         return alpha * x0 + sigma * eps, eps
 
+    def log_snr(self, t: jax.Array) -> jax.Array:
+        """Half the log signal-to-noise ratio, :math:`\\lambda_t = \\log(\\alpha_t/\\sigma_t)`,
+        decreasing in ``t`` for every process here (DPM-Solver's time variable)."""
+        return self.log_alpha(t) - 0.5 * jnp.log(self.variance(t))
+
+    def time_at_log_snr(self, log_snr: jax.Array, iterations: int = 64) -> jax.Array:
+        """The time :math:`t \\in [t_{min}, T]` with :math:`\\lambda_t` = ``log_snr``
+        (clipped to the process's range), by bisection: :math:`\\lambda` is monotone, and
+        bisection needs nothing else of a process, so every process inverts the same way."""
+        target = jnp.asarray(log_snr, jnp.result_type(float))
+        lo = jnp.full_like(target, self.t_min)  # lambda(lo) >= target
+        hi = jnp.full_like(target, self.T)  # lambda(hi) <= target
+
+        def halve(_, bounds):
+            lo, hi = bounds
+            mid = 0.5 * (lo + hi)
+            above = self.log_snr(mid) > target
+            return jnp.where(above, mid, lo), jnp.where(above, hi, mid)
+
+        lo, hi = jax.lax.fori_loop(0, iterations, halve, (lo, hi))
+        return 0.5 * (lo + hi)
+
     # --- conversions between what a network may predict -------------------------------------
 
     def score_from_eps(self, eps: jax.Array, t: jax.Array) -> jax.Array:
