@@ -78,11 +78,27 @@ def _seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
+def _budgets(text: str) -> tuple[int, ...]:
+    if text.strip() == "none":
+        return ()
+    try:
+        budgets = tuple(int(b) for b in _split(text, "budget"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected NFE budgets like 5,10,20, got {text!r}"
+        ) from None
+    if min(budgets) < 3:
+        raise argparse.ArgumentTypeError(f"expected NFE budgets >= 3, got {text!r}")
+    return budgets
+
+
 def _describe(c: Config) -> str:
     return (
         f"{c.profile} ({PURPOSES[c.profile]}): families {', '.join(c.families)}; datasets "
         f"{', '.join(c.datasets)}; seeds {', '.join(map(str, c.seeds))}; {c.steps:,} steps; "
-        f"samplers {', '.join(c.samplers)}; {c.num_samples:,} samples"
+        f"samplers {', '.join(c.samplers)}"
+        + (f"; {', '.join(c.sweep)} at {', '.join(map(str, c.nfe))} NFE" if c.nfe else "")
+        + f"; {c.num_samples:,} samples"
     )
 
 
@@ -125,6 +141,18 @@ def parser() -> argparse.ArgumentParser:
         type=_samplers,
         metavar="LIST",
         help="comma-separated sampler names, e.g. default,ddim-10,ode",
+    )
+    p.add_argument(
+        "--sweep",
+        type=_names(named_samplers.SWEEP_KINDS, "sweep sampler"),
+        metavar="LIST",
+        help=f"samplers of the quality-per-NFE sweep, from {', '.join(named_samplers.SWEEP_KINDS)}",
+    )
+    p.add_argument(
+        "--nfe",
+        type=_budgets,
+        metavar="LIST",
+        help="NFE budgets of the sweep, e.g. 5,10,20 (an empty sweep: --nfe none)",
     )
     p.add_argument(
         "--samples",

@@ -11,7 +11,7 @@ import seaborn as sns
 
 from benchmarks.evaluation import METRICS
 
-__all__ = ["densities", "loss_curves", "nfe_quality"]
+__all__ = ["densities", "loss_curves", "nfe_quality", "nfe_sweep"]
 
 
 def _limits(x: np.ndarray) -> list[tuple[float, float]]:
@@ -90,4 +90,24 @@ def nfe_quality(path: Path, rows: list[dict], floors: list[dict], metric: str) -
             ax.axhline(floor[dataset], color="gray", linestyle="--", linewidth=1)
     grid.set(xscale="log", ylabel=METRICS[metric][0])
     grid.savefig(path, dpi=110)
+    plt.close(grid.figure)
+
+
+def nfe_sweep(path: Path, frame: pd.DataFrame, dataset: str, label: str) -> None:
+    """Quality per NFE on one dataset: ``ratio`` (a metric over its noise floor, named by
+    ``label``) against NFE on a log axis, one panel per family, one line per sampler kind
+    (mean and sd over seeds); the dashed line at 1 is the floor. ``frame``: the ``ok`` rows
+    of the dataset with columns family, kind, nfe, ratio."""
+    if frame.empty:
+        return
+    grid = sns.relplot(
+        data=frame, x="nfe", y="ratio", hue="kind", style="kind", col="family", kind="line",
+        markers=True, dashes=False, errorbar="sd", height=2.6, aspect=1.0,
+        col_wrap=min(5, frame.family.nunique()), facet_kws={"sharey": True},
+    )  # fmt: skip
+    for ax in grid.axes.flat:
+        ax.axhline(1.0, color="gray", linestyle="--", linewidth=1)
+    grid.set(xscale="log", yscale="log", xlabel="NFE", ylabel=label)
+    grid.figure.suptitle(dataset, y=1.02)
+    grid.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(grid.figure)

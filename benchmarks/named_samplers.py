@@ -16,7 +16,7 @@ import diffrax
 from zoo import samplers
 from zoo.sdes import SDE
 
-__all__ = ["KINDS", "CONTINUOUS_STEPS", "check", "resolve"]
+__all__ = ["KINDS", "CONTINUOUS_STEPS", "SWEEP_KINDS", "check", "kind", "resolve", "sweep"]
 
 CONTINUOUS_STEPS = 1000
 CONTINUOUS_LEVELS = 100
@@ -33,10 +33,21 @@ KINDS = {
     "ode": "probability-flow ODE, adaptive Tsit5 (rtol=atol=1e-5); ode-N: Tsit5 on N times",
     "ode-heun": "probability-flow ODE, Heun on a fixed grid",
     "langevin": "annealed Langevin, 100 steps per level (variance-exploding processes)",
+    "dpm": "DPM-Solver++(2M) on the log-SNR grid (dpm-N: N times, N NFE)",
+    "edm": "EDM's Heun sampler on the Karras grid, rho=7 (edm-N: N times, 2N-1 NFE)",
 }
-_NAME = re.compile(r"^(?P<kind>[a-z]+(?:-heun)?)(?:-(?P<steps>\d+))?$")
-_NEEDS_COUNT = ("ode-heun",)
+_NEEDS_COUNT = ("ode-heun", "dpm", "edm")
 _TAKES_NO_COUNT = ("default",)
+#: kind -> the step count whose NFE is closest to a budget (without going over, for Heun's 2N-1)
+_STEPS_FOR_BUDGET = {
+    "ddim": lambda nfe: nfe,
+    "dpm": lambda nfe: nfe,
+    "edm": lambda nfe: (nfe + 1) // 2,
+    "ode-heun": lambda nfe: (nfe + 1) // 2,
+}
+SWEEP_KINDS = tuple(_STEPS_FOR_BUDGET)
+CONTINUOUS = ("dpm", "edm")  # kinds whose grid need not be a subsequence of a schedule's levels
+_NAME = re.compile(r"^(?P<kind>[a-z]+(?:-heun)?)(?:-(?P<steps>\d+))?$")
 
 
 def _parse(name: str) -> tuple[str, int | None]:
@@ -55,6 +66,22 @@ def _parse(name: str) -> tuple[str, int | None]:
     return kind, steps
 
 
+def kind(name: str) -> str:
+    """The kind of a sampler name: ``"dpm"`` for ``"dpm-20"``."""
+    return _parse(name)[0]
+
+
+def sweep(kinds: tuple[str, ...], budgets: tuple[int, ...]) -> tuple[str, ...]:
+    """Sampler names of each of ``kinds`` (from ``SWEEP_KINDS``) at about each NFE budget:
+    ``ddim-N`` and ``dpm-N`` cost N evaluations, ``edm-N`` and ``ode-heun-N`` 2N - 1."""
+    for k in kinds:
+        if k not in _STEPS_FOR_BUDGET:
+            raise ValueError(f"unknown sweep sampler {k!r}; choose from {', '.join(SWEEP_KINDS)}")
+    return tuple(
+        f"{k}-{max(2, _STEPS_FOR_BUDGET[k](b))}" for k in kinds for b in sorted(set(budgets))
+    )
+
+
 def check(name: str) -> str:
     """``name`` if it is well formed; ``ValueError`` saying what is expected otherwise."""
     _parse(name)
@@ -68,7 +95,9 @@ def resolve(name: str, sde: SDE, default: samplers.Sampler) -> samplers.Sampler 
     if kind == "default":
         return default
     levels = sde.num_levels
-    if levels is not None and steps is not None and steps > levels:
+    # DPM-Solver++ and EDM step between levels through the interpolated marginal, as Lu et
+    # al. do for discrete-time models; the other kinds move along the levels themselves.
+    if levels is not None and steps is not None and steps > levels and kind not in CONTINUOUS:
         return f"{name} needs {steps} grid times; the process has {levels} levels"
     if kind == "langevin":
         # Song & Ermon's step rule eps * sigma_i^2 / sigma_L^2 assumes x_t = x_0 + noise.
@@ -83,6 +112,10 @@ def resolve(name: str, sde: SDE, default: samplers.Sampler) -> samplers.Sampler 
         return samplers.ProbabilityFlow(steps=steps)
     if kind == "ode-heun":
         return samplers.ProbabilityFlow(diffrax.Heun(), steps=steps)
+    if kind == "dpm":
+        return samplers.DPMSolverPP(steps=steps)
+    if kind == "edm":
+        return samplers.EDMHeun(steps=steps)
     grid = steps if steps is not None or levels is not None else CONTINUOUS_STEPS
     on_grid = {
         "ancestral": samplers.Ancestral,

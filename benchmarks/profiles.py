@@ -1,4 +1,5 @@
-"""What a benchmark run covers: the ``quick`` (CPU, minutes) and ``full`` (GPU) profiles.
+"""What a benchmark run covers: the ``quick`` (CPU, minutes), ``standard`` (CPU, an hour) and
+``full`` (GPU) profiles.
 
 A :class:`Config` is a profile with any command-line overrides applied; every setting that
 changes a result is in it, and the cache keys are built from it.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from benchmarks import named_samplers
 from zoo.presets import FAMILIES
 
 __all__ = ["Config", "PROFILES", "PURPOSES"]
@@ -17,10 +19,13 @@ __all__ = ["Config", "PROFILES", "PURPOSES"]
 class Config:
     """The run matrix (families x datasets x seeds x samplers) and its budgets.
 
-    ``num_samples``: samples per cell, and the size of the true reference sample the metrics
-    compare them with. ``num_nll``: held-out points for the likelihood of each trained run,
-    integrated with adaptive Tsit5 at ``rtol = atol = nll_tol``. ``presets``: ``"toy"`` (the
-    zoo's defaults, :func:`zoo.presets.toy`) or ``"case_study"`` (the write-up's settings,
+    ``sweep`` and ``nfe``: the quality-per-NFE sweep, each of the ``sweep`` samplers
+    (:data:`~benchmarks.named_samplers.SWEEP_KINDS`) at about each budget in ``nfe``; the
+    cells are ``sampler_names``. ``num_samples``: samples per cell, and the size of the true
+    reference sample the metrics compare them with. ``num_nll``: held-out points for the
+    likelihood of each trained run, integrated with adaptive Tsit5 at
+    ``rtol = atol = nll_tol``. ``presets``: ``"toy"`` (the zoo's defaults,
+    :func:`zoo.presets.toy`) or ``"case_study"`` (the write-up's settings,
     :func:`zoo.presets.case_study`: DDPM, NCSN and sub-VP on nine Gaussians only).
     """
 
@@ -36,7 +41,24 @@ class Config:
     out: str
     figures: bool = True
     presets: str = "toy"
+    sweep: tuple[str, ...] = ()
+    nfe: tuple[int, ...] = ()
 
+    @property
+    def sampler_names(self) -> tuple[str, ...]:
+        """``samplers``, then each ``sweep`` kind at about each ``nfe`` budget."""
+        swept = named_samplers.sweep(self.sweep, self.nfe) if self.nfe else ()
+        return self.samplers + tuple(s for s in swept if s not in self.samplers)
+
+
+TOY_DATASETS = (
+    "nine_gaussians",
+    "gaussians_25",
+    "8gaussians",
+    "checkerboard",
+    "moons",
+    "swissroll",
+)
 
 PROFILES = {
     # ~75 s on 2 CPU cores (measured 2026-11-24): one dataset, one seed, each family's own sampler.
@@ -52,32 +74,43 @@ PROFILES = {
         nll_tol=1e-3,  # ~200 NFE instead of ~900 at 1e-5; moves the NLL by ~0.003 nats
         out="results/quick",
     ),
+    # The whole comparison on 2 CPU cores in about an hour: six datasets x five families x
+    # three seeds (90 runs, trained 18 at a time per family), each run sampled by its family's
+    # default sampler and by the four deterministic samplers at 5-100 NFE. What sets the size:
+    # training 90 runs at ~560 aggregate steps/s; 21 cells per run at ~0.7 s of metrics each
+    # for n = 1,000; NCSN's default (annealed Langevin) costs 10,000 NFE per sample.
+    "standard": Config(
+        profile="standard",
+        families=FAMILIES,
+        datasets=TOY_DATASETS,
+        seeds=(0, 1, 2),
+        steps=6_000,
+        samplers=("default",),
+        sweep=named_samplers.SWEEP_KINDS,
+        nfe=(5, 10, 20, 50, 100),
+        num_samples=1_000,
+        num_nll=1_000,
+        nll_tol=1e-3,
+        out="results/standard",
+    ),
     # The case study's budget (128,000 steps) on a GPU, every family on six datasets.
     "full": Config(
         profile="full",
         families=FAMILIES,
-        datasets=(
-            "nine_gaussians",
-            "gaussians_25",
-            "8gaussians",
-            "checkerboard",
-            "moons",
-            "swissroll",
-        ),
+        datasets=TOY_DATASETS,
         seeds=(0, 1, 2),
         steps=128_000,
         samplers=(
             "default",
             "ancestral",
-            "ddim-10",
-            "ddim-50",
             "em-1000",
             "sde-1000",
             "ode",
-            "ode-heun-50",
             "pc",
             "langevin",
         ),
+        sweep=named_samplers.SWEEP_KINDS,
+        nfe=(5, 10, 20, 50, 100, 1000),
         num_samples=5_000,
         num_nll=10_000,
         nll_tol=1e-5,
@@ -85,4 +118,8 @@ PROFILES = {
     ),
 }
 
-PURPOSES = {"quick": "a few minutes on a CPU", "full": "the case-study budget, for a GPU"}
+PURPOSES = {
+    "quick": "a few minutes on a CPU",
+    "standard": "the whole comparison in about an hour on a CPU",
+    "full": "the case-study budget, for a GPU",
+}

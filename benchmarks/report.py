@@ -51,8 +51,24 @@ def write(config: Config, outcome: Outcome, start: float, command: str) -> str:
     cache.write_bytes(out / "results.md", (header + text).encode())
     for name, rows in (("noise_floor.csv", outcome.floors), ("losses.csv", outcome.curves)):
         cache.write_bytes(out / name, pd.DataFrame(rows).to_csv(index=False).encode())
+    sweep = tables.quality_per_nfe(
+        outcome.rows, outcome.floors, QUALITY_FIGURE_METRIC, config.sweep, config.nfe
+    )
+    label = f"{evaluation.METRICS[QUALITY_FIGURE_METRIC][0]} / floor"
+    if config.nfe:
+        nfe_header = (
+            f"# Quality per NFE: {label}\n\nEach entry is the mean ± sd over seeds of the "
+            "cell's metric divided by the mean of the dataset's noise floor (1 is the floor). "
+            "Columns are NFE budgets: ddim-N and dpm-N take N score evaluations, edm-N and "
+            "ode-heun-N 2N - 1 (one fewer than the budget when it is even). The default column "
+            "is each family's own sampler at its own NFE.\n\n"
+        )
+        cache.write_bytes(out / "nfe.md", (nfe_header + tables.nfe_markdown(sweep, label)).encode())
     if config.figures:
         _figures(config, outcome, out)
+        if config.nfe:
+            for dataset, frame in sweep.groupby("dataset", sort=False):
+                figures.nfe_sweep(out / f"nfe_{dataset}.png", frame, dataset, label)
     summary = {
         "config": dataclasses.asdict(config),
         "command": command,
@@ -72,7 +88,7 @@ def write(config: Config, outcome: Outcome, start: float, command: str) -> str:
 def _figures(config: Config, outcome: Outcome, out: Path) -> None:
     reference = {d: evaluation.reference(zoo.data.get(d), config) for d in config.datasets}
     samples = {k: cache.read_npz(p)["x"] for k, p in outcome.samples.items()}
-    label = f"{config.samplers[0]}, seed {config.seeds[0]}"
+    label = f"{config.sampler_names[0]}, seed {config.seeds[0]}"
     figures.densities(out / "samples.png", reference, samples, list(config.families), label)
     figures.loss_curves(out / "losses.png", outcome.curves)
     figures.nfe_quality(

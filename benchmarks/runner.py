@@ -73,7 +73,9 @@ def _plan(config: Config, toys: dict[str, data_lib.Toy]):
         family_presets[family] = {d: _preset(config, family, toys[d]) for d in config.datasets}
         for dataset, preset in family_presets[family].items():
             sde = preset.model.sde
-            resolved = {s: named_samplers.resolve(s, sde, preset.sampler) for s in config.samplers}
+            resolved = {
+                s: named_samplers.resolve(s, sde, preset.sampler) for s in config.sampler_names
+            }
             for seed in config.seeds:
                 run_key = training.run_key(preset, dataset, seed, config.steps)
                 for name, sampler in resolved.items():
@@ -147,7 +149,7 @@ def run(config: Config) -> Outcome:
     outcome.rows = [rows[c] for c in cells]
     tables.write_csv(out / "results.csv", outcome.rows)
     outcome.curves = _curves(config, family_presets, store)
-    first = [c for c in cells if c.seed == config.seeds[0] and c.sampler == config.samplers[0]]
+    first = [c for c in cells if c.seed == config.seeds[0] and c.sampler == config.sampler_names[0]]
     outcome.samples = {
         (c.family, c.dataset): store.samples(c.samples_stem)
         for c in first

@@ -12,10 +12,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks import cache
+from benchmarks import cache, named_samplers
 from benchmarks.evaluation import METRICS
 
-__all__ = ["COLUMNS", "PRINTED", "markdown", "summary_numbers", "write_csv"]
+__all__ = [
+    "COLUMNS",
+    "PRINTED",
+    "markdown",
+    "nfe_markdown",
+    "quality_per_nfe",
+    "summary_numbers",
+    "write_csv",
+]
 
 KEYS = ["family", "dataset", "seed", "sampler"]
 COLUMNS = [
@@ -145,3 +153,43 @@ def summary_numbers(rows: list[dict]) -> dict[str, int]:
         for kind in ("skipped", "diverged", "failed")
     }
     return {"rows": len(rows), "ok": statuses.count("ok"), **counts}
+
+
+def quality_per_nfe(
+    rows: list[dict], floors: list[dict], metric: str, sweep: tuple[str, ...], budgets
+) -> pd.DataFrame:
+    """The ``ok`` cells of the NFE sweep and of each family's default sampler in long form:
+    dataset, family, kind, budget (``None`` for the default), seed, nfe and ``ratio``, the
+    cell's ``metric`` over the mean of its noise floor on that dataset."""
+    floor = pd.DataFrame(floors).groupby("dataset")[metric].mean()
+    names = {"default": ("default", None)}
+    for kind in sweep:
+        for budget in budgets:
+            names[named_samplers.sweep((kind,), (budget,))[0]] = (kind, budget)
+    frame = _frame(rows)
+    frame = frame[(frame.status == "ok") & frame.sampler.isin(list(names))].copy()
+    frame["kind"] = [names[s][0] for s in frame.sampler]
+    frame["budget"] = [names[s][1] for s in frame.sampler]
+    frame["ratio"] = frame[metric].astype(float) / frame.dataset.map(floor).astype(float)
+    return frame[["dataset", "family", "kind", "budget", "seed", "nfe", "ratio"]]
+
+
+def nfe_markdown(frame: pd.DataFrame, label: str) -> str:
+    """One table per dataset from :func:`quality_per_nfe`: a row per family and sampler, a
+    column per NFE budget, each entry the mean ± sd over seeds of ``label`` (a ratio to the
+    floor: 1 is the floor); the default sampler's entry names its NFE."""
+    out = io.StringIO()
+    budgets = sorted(b for b in frame.budget.dropna().unique())
+    for dataset, by_dataset in frame.groupby("dataset", sort=False):
+        table = []
+        for (family, kind), group in by_dataset.groupby(["family", "kind"], sort=False):
+            entry = {"family": family, "sampler": kind}
+            if kind == "default":
+                nfe = int(group.nfe.median())
+                entry["default"] = f"{_cell(group.ratio, '.2f')} ({nfe:,} NFE)"
+            for budget in budgets:
+                entry[f"~{budget:g}"] = _cell(group[group.budget == budget].ratio, ".2f")
+            table.append(entry)
+        text = pd.DataFrame(table).fillna("").to_markdown(index=False, disable_numparse=True)
+        out.write(f"### {dataset}: {label}\n\n{text}\n\n")
+    return out.getvalue()

@@ -14,7 +14,7 @@ import zoo
 from benchmarks import cache
 from zoo import presets
 
-__all__ = ["Run", "run_key", "train_family"]
+__all__ = ["Run", "model_key", "run_key", "train_family"]
 
 NUM_TRAIN = 10_000  # training points per dataset (zoo.train.fit's default, stated for the key)
 LOG_EVERY = 100
@@ -37,13 +37,20 @@ class Run:
     fresh: bool
 
 
+def model_key(model: zoo.Model) -> str:
+    """Hash of what a model means: its family and the repr of its config (process, network
+    factory and its arguments, prediction, weighting), so two equal configs built by separate
+    calls (e.g. two ``functools.partial(ScoreNet, dropout=0.0)``) are the same model."""
+    return cache.digest({"family": model.family.__name__, "config": model.config})
+
+
 def run_key(preset: presets.Preset, dataset: str, seed: int, steps: int) -> str:
     """Hash of what a run's parameters depend on. Runs in one fit call are independent, so a
     run is found again whichever other runs it was trained with."""
     return cache.digest(
         {
             "zoo": zoo.__version__,
-            "model": (preset.model.family.__name__, preset.model.config),
+            "model": model_key(preset.model),
             "dataset": (dataset, preset.data),
             "seed": seed,
             "steps": steps,
@@ -71,7 +78,7 @@ def train_family(
         todo_data = [d for d in datasets if any(m[0] == d for m in missing)]
         todo_seeds = [s for s in seeds if any(m[1] == s for m in missing)]
         preset = datasets[todo_data[0]]
-        if any(datasets[d].model.config != preset.model.config for d in todo_data):
+        if len({model_key(datasets[d].model) for d in todo_data}) > 1:
             raise ValueError(f"{family}: the presets differ between datasets; train them apart")
         start = time.perf_counter()
         state, curve = zoo.train.fit(
