@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import numbers
+
+import diffrax
+import equinox as eqx
 import jax
 import numpy as np
 
@@ -14,3 +18,34 @@ def is_concrete(x) -> bool:
     except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
         return False
     return True
+
+
+def check_integer(value, name: str, minimum: int | None = 1) -> int:
+    """``value`` as an ``int``; a float, bool or string is refused rather than truncated."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        at_least = "" if minimum is None else f" >= {minimum}"
+        raise TypeError(f"{name} must be an integer{at_least}, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_solution(sol: diffrax.Solution, y, *, who: str, max_steps: int):
+    """``y``, once ``sol`` (from ``diffeqsolve(..., throw=False)``) is known to have reached its
+    end time; else an error, also under ``jit`` (``eqx.error_if``), that names ``max_steps``
+    when the solver ran out of steps and Diffrax's own message for any other failure."""
+    y = eqx.error_if(
+        y,
+        sol.result == diffrax.RESULTS.max_steps_reached,
+        f"{who}: the ODE solver took max_steps={max_steps} steps without reaching the end "
+        f"time; raise max_steps (e.g. to {4 * max_steps}) or loosen rtol/atol. A NaN or inf "
+        "in the score or the input also does this.",
+    )
+    return sol.result.error_if(y, sol.result != diffrax.RESULTS.successful)
+
+
+def check_positive(value, name: str) -> float:
+    """``value`` as a finite ``float`` > 0 (NaN, inf, zero and negatives refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < np.inf:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)

@@ -25,7 +25,9 @@ from typing import NamedTuple
 import diffrax
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from zoo._checks import check_integer, check_solution, is_concrete
 from zoo.samplers import ScoreFn, _function_evaluations
 from zoo.sdes import SDE
 
@@ -93,11 +95,20 @@ def log_likelihood(
 
     ``divergence``: ``"exact"`` or ``"hutchinson"`` (needs ``key``; ``num_probes`` Rademacher
     probes). ``solver``: any Diffrax ODE solver (default Tsit5), adaptive with
-    ``rtol``/``atol`` unless ``steps`` fixes a uniform grid.
+    ``rtol``/``atol`` unless ``steps`` fixes a uniform grid. ``x`` must be finite; a solve
+    that needs more than ``max_steps`` steps raises an error that says so.
     """
     div = _Divergence(divergence, num_probes)
     if x.ndim < 2:
         raise ValueError(f"x must have shape [batch, *event_shape], got {tuple(x.shape)}")
+    if is_concrete(x):
+        finite = np.all(np.isfinite(np.asarray(x)).reshape(x.shape[0], -1), axis=1)
+        if not finite.all():
+            raise ValueError(
+                f"x contains NaN or inf values (rows {np.flatnonzero(~finite)[:5].tolist()}); "
+                "log_likelihood needs finite points"
+            )
+    max_steps = check_integer(max_steps, "max_steps")
     if div.method == "hutchinson":
         if key is None:
             raise ValueError("key is required when divergence='hutchinson'")
@@ -122,8 +133,11 @@ def log_likelihood(
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(vector_field), solver, t0=sde.t_min, t1=sde.T, dt0=dt0, y0=state0,
         stepsize_controller=controller, max_steps=max_steps, adjoint=diffrax.DirectAdjoint(),
+        throw=False,
     )  # fmt: skip
-    y_T, delta = sol.ys[0][-1], sol.ys[1][-1]
+    y_T, delta = check_solution(
+        sol, (sol.ys[0][-1], sol.ys[1][-1]), who="log_likelihood", max_steps=max_steps
+    )
     prior = jax.vmap(sde.prior_logp)(y_T)
     nfe = jnp.asarray(_function_evaluations(solver, sol.stats["num_steps"]), jnp.int32)
     return Likelihood(prior + delta, prior, nfe)

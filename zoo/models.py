@@ -28,10 +28,10 @@ Use :func:`transform` to get pure functions::
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable
 from typing import Any
 
+import equinox as eqx
 import haiku as hk
 import jax
 import jax.numpy as jnp
@@ -205,7 +205,7 @@ class Model:
 
     - ``init(key, x) -> params``
     - ``loss(params, key, x) -> [B]`` per-example losses
-    - ``score(params, x, t) -> like x``
+    - ``score(params, x, t) -> like x``, ``t`` in ``[t_min, T]`` (checked when concrete)
     - ``sample(params, key, sample_shape, sampler=None) -> zoo.samplers.Samples``
 
     ``config`` is what was given to :func:`transform`; ``sde`` and ``event_shape`` are the
@@ -249,15 +249,23 @@ def transform(family: type[DiffusionModel], **config: Any) -> Model:
     loss_apply, score_apply, sample_apply = pure.apply
     init_jit, loss_jit = jax.jit(pure.init), jax.jit(loss_apply)
 
-    @functools.partial(jax.jit, static_argnums=(2, 3))
+    # eqx.filter_jit (sample_shape and sampler static): a sampler's eqx.error_if then surfaces
+    # as its own message, not as a JaxRuntimeError from inside a host callback.
+    @eqx.filter_jit
     def sample_jit(params, key, sample_shape, sampler):
         return sample_apply(params, key, sample_shape, sampler)
+
+    score_jit = jax.jit(lambda params, x, t: score_apply(params, None, x, t))
 
     def init(key, x):
         return init_jit(key, _check_data(x))
 
     def loss(params, key, x):
         return loss_jit(params, key, _check_data(x))
+
+    def score(params, x, t):
+        sde.check_time(t)  # a concrete t outside [t_min, T] would give inf or NaN scores
+        return score_jit(params, x, t)
 
     def sample(params, key, sample_shape, sampler=None):
         if sampler is not None and not isinstance(sampler, samplers_lib.Sampler):
@@ -274,6 +282,6 @@ def transform(family: type[DiffusionModel], **config: Any) -> Model:
         event_shape=event_shape,
         init=init,
         loss=loss,
-        score=jax.jit(lambda params, x, t: score_apply(params, None, x, t)),
+        score=score,
         sample=sample,
     )

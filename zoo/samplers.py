@@ -489,24 +489,43 @@ class ProbabilityFlow(Sampler):
     trajectory_points: int = 0
     denoise: bool = True
 
+    def __post_init__(self):
+        from zoo import _checks  # local import: edits to this file stay inside this class
+
+        if not isinstance(self.solver, diffrax.AbstractSolver):
+            raise TypeError(f"solver must be a Diffrax solver (e.g. Tsit5()), got {self.solver!r}")
+        if self.steps is not None:
+            _checks.check_integer(self.steps, "steps", minimum=2)
+        _checks.check_positive(self.rtol, "rtol")
+        _checks.check_positive(self.atol, "atol")
+        _checks.check_integer(self.max_steps, "max_steps")
+        _checks.check_integer(self.trajectory_points, "trajectory_points", minimum=0)
+
     def sample(self, sde, score_fn, key, shape):
+        from zoo import _checks
+
         x = sde.prior_sample(key, shape)
         if self.steps is None:
             controller = diffrax.PIDController(rtol=self.rtol, atol=self.atol)
-            dt0 = None
         else:
-            controller = diffrax.StepTo(sde.grid(self.steps))
-            dt0 = None
+            grid = sde.grid(self.steps)
+            if len(grid) - 1 > self.max_steps:
+                raise ValueError(
+                    f"ProbabilityFlow(steps={self.steps}) takes {len(grid) - 1} solver steps, "
+                    f"more than max_steps={self.max_steps}: raise max_steps to {len(grid) - 1}"
+                )
+            controller = diffrax.StepTo(grid)
         term = diffrax.ODETerm(lambda t, y, args: sde.probability_flow(y, t, score_fn(y, t)))
         saveat, times = _saveat(sde, self.trajectory_points)
         sol = diffrax.diffeqsolve(
-            term, self.solver, t0=sde.T, t1=sde.t_min, dt0=dt0, y0=x, saveat=saveat,
+            term, self.solver, t0=sde.T, t1=sde.t_min, dt0=None, y0=x, saveat=saveat,
             stepsize_controller=controller, max_steps=self.max_steps,
-            adjoint=diffrax.DirectAdjoint(),
+            adjoint=diffrax.DirectAdjoint(), throw=False,
         )  # fmt: skip
+        ys = _checks.check_solution(sol, sol.ys, who="ProbabilityFlow", max_steps=self.max_steps)
         nfe = _function_evaluations(self.solver, sol.stats["num_steps"])
-        trajectory = sol.ys if self.trajectory_points else None
-        return self._finish(sde, score_fn, sol.ys[-1], nfe, trajectory, times)
+        trajectory = ys if self.trajectory_points else None
+        return self._finish(sde, score_fn, ys[-1], nfe, trajectory, times)
 
 
 @dataclasses.dataclass(frozen=True)

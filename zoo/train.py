@@ -16,6 +16,7 @@ import functools
 import importlib
 import json
 import math
+import numbers
 import os
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -26,6 +27,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from zoo._checks import check_integer
 from zoo.models import Model, transform
 
 __all__ = ["TrainState", "fit", "run_params", "save", "load", "load_model", "default_optimizer"]
@@ -87,6 +89,21 @@ def _run_sharding(num_runs: int):
     return NamedSharding(Mesh(np.asarray(devices), ("runs",)), PartitionSpec("runs"))
 
 
+def _as_seeds(seeds) -> list[int]:
+    if isinstance(seeds, (str, bytes, numbers.Number)) or not hasattr(seeds, "__iter__"):
+        raise TypeError(f"seeds must be a sequence of integers, e.g. [0, 1, 2], got {seeds!r}")
+    seeds = [check_integer(s, "seeds", minimum=None) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds must name at least one seed")
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ValueError(
+            f"seeds must be distinct (a repeated seed trains the same run twice), got {seeds}: "
+            f"{repeated} repeated"
+        )
+    return seeds
+
+
 def fit(
     model: Model,
     data,
@@ -105,7 +122,8 @@ def fit(
 
     ``data``: a toy distribution (its ``train_set(num_train)`` is used), an array
     ``[N, *event]``, or a stack ``[D, N, *event]`` / list of datasets of one shape. Run
-    ``r`` trains on dataset ``r // len(seeds)`` with seed ``seeds[r % len(seeds)]``. Each step
+    ``r`` trains on dataset ``r // len(seeds)`` with seed ``seeds[r % len(seeds)]`` (distinct
+    integers). Each step
     draws a minibatch uniformly from its training set.
 
     Returns the final state (leading run axis) and the loss curve ``[runs, steps // log_every]``
@@ -113,22 +131,25 @@ def fit(
     """
     if not isinstance(model, Model):
         raise TypeError(f"model must be a zoo.Model from zoo.transform, got {model!r}")
-    if int(steps) < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    steps = check_integer(steps, "steps")
+    batch_size = check_integer(batch_size, "batch_size")
+    log_every = check_integer(log_every, "log_every")
+    num_train = check_integer(num_train, "num_train")
     if not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"ema_decay must lie in [0, 1), got {ema_decay}")
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise ValueError("seeds must name at least one seed")
+    seeds = _as_seeds(seeds)
+    optimizer = default_optimizer() if optimizer is None else optimizer
+    if not isinstance(optimizer, optax.GradientTransformation):
+        raise TypeError(
+            f"optimizer must be an optax.GradientTransformation (e.g. optax.adamw(1e-3)), "
+            f"got {optimizer!r}"
+        )
     datasets = _as_datasets(data, num_train, len(model.event_shape))
     if datasets.shape[2:] != model.event_shape:
         raise ValueError(
             f"data: examples have shape {datasets.shape[2:]}, the model expects "
             f"event_shape={model.event_shape}"
         )
-    optimizer = default_optimizer() if optimizer is None else optimizer
     num_runs = len(datasets) * len(seeds)
     run_data = np.repeat(datasets, len(seeds), axis=0)  # [R, N, *event]
     run_keys = jnp.stack([jax.random.PRNGKey(s) for _ in datasets for s in seeds])
@@ -167,11 +188,9 @@ def fit(
     run_data = put(run_data)
     if state is None:
         state = jax.jit(jax.vmap(init))(put(run_keys), run_data)
-    blocks = [log_every] * (int(steps) // log_every) + (
-        [int(steps) % log_every] if int(steps) % log_every else []
-    )
+    blocks = [log_every] * (steps // log_every) + ([steps % log_every] if steps % log_every else [])
     curve = []
-    bar = _progress(int(steps), progress, f"train {model.family.__name__} x{num_runs}")
+    bar = _progress(steps, progress, f"train {model.family.__name__} x{num_runs}")
     for length in blocks:
         state, loss = train_block(run_data, state, length)
         curve.append(loss)

@@ -1,0 +1,103 @@
+"""Bad inputs raise an error naming the argument and what it accepts: never a silent
+truncation, an inf/NaN result, or a failure deep inside JAX."""
+
+import functools
+
+import equinox as eqx
+import jax
+import numpy as np
+import optax
+import pytest
+
+import zoo
+from zoo import data, samplers, sdes, train
+
+NET = functools.partial(zoo.ScoreNet, width=32, depth=2, embedding_dim=16, dropout=0.0)
+VP = sdes.VP(0.1, 20.0)  # t in [1e-3, 1]
+MODEL = zoo.transform(zoo.ScoreSDE, sde=VP, net=NET)
+X = np.asarray(data.nine_gaussians().train_set(256))
+KEY = jax.random.PRNGKey(0)
+
+
+def _unit_gaussian_score(x, t):
+    return -x  # N(0, I) data stays N(0, I) under a VP process
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(steps=2.7), TypeError, "steps must be an integer >= 1, got 2.7"),
+        (dict(steps=0), ValueError, "steps must be an integer >= 1, got 0"),
+        (dict(seeds=[0, 0]), ValueError, r"seeds must be distinct .* \[0\] repeated"),
+        (dict(seeds=0), TypeError, r"seeds must be a sequence of integers, e.g. \[0, 1, 2\]"),
+        (dict(seeds=[0.5]), TypeError, "seeds must be an integer, got 0.5"),
+        (dict(log_every=0), ValueError, "log_every must be an integer >= 1, got 0"),
+        (dict(batch_size=2.5), TypeError, "batch_size must be an integer >= 1, got 2.5"),
+        (dict(optimizer=optax.adamw), TypeError, "optimizer must be an optax.GradientTrans"),
+    ],
+)
+def test_fit_refuses_bad_arguments(kwargs, error, match):
+    kwargs = {"steps": 2, **kwargs}
+    with pytest.raises(error, match=match):
+        train.fit(MODEL, X, **kwargs)
+
+
+@functools.cache
+def _params():
+    return MODEL.init(KEY, X[:4])
+
+
+@pytest.mark.parametrize("t", [0.0, -0.5, 5.0, np.nan, np.array([0.5, 0.5, 0.5, 2.0])])
+def test_score_refuses_a_concrete_time_outside_the_process(t):
+    with pytest.raises(ValueError, match=r"t must lie in \[t_min, T\] = \[0.001, 1\]"):
+        MODEL.score(_params(), X[:4], t)
+
+
+def test_score_still_takes_traced_times():
+    traced = jax.jit(lambda t: MODEL.score(_params(), X[:4], t))(0.5)
+    np.testing.assert_allclose(traced, MODEL.score(_params(), X[:4], 0.5), rtol=1e-5, atol=1e-6)
+
+
+def test_log_likelihood_refuses_non_finite_points():
+    x = np.zeros((3, 2), np.float32)
+    x[1, 0] = np.nan
+    with pytest.raises(ValueError, match=r"x contains NaN or inf values \(rows \[1\]\)"):
+        zoo.log_likelihood(VP, _unit_gaussian_score, x)
+
+
+def test_log_likelihood_out_of_steps_names_max_steps():
+    x = np.zeros((3, 2), np.float32)
+    with pytest.raises(eqx.EquinoxRuntimeError, match="log_likelihood: .* max_steps=2 steps"):
+        zoo.log_likelihood(VP, _unit_gaussian_score, x, max_steps=2)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(max_steps=0), ValueError, "max_steps must be an integer >= 1, got 0"),
+        (dict(max_steps=100.5), TypeError, "max_steps must be an integer >= 1, got 100.5"),
+        (dict(steps=1), ValueError, "steps must be an integer >= 2, got 1"),
+        (dict(steps=10.0), TypeError, "steps must be an integer >= 2, got 10.0"),
+        (dict(rtol=-1e-3), ValueError, "rtol must be a finite number > 0, got -0.001"),
+        (dict(atol=float("nan")), ValueError, "atol must be a finite number > 0, got nan"),
+        (dict(trajectory_points=-1), ValueError, "trajectory_points must be an integer >= 0"),
+        (dict(solver="tsit5"), TypeError, "solver must be a Diffrax solver"),
+    ],
+)
+def test_probability_flow_refuses_bad_settings(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        samplers.ProbabilityFlow(**kwargs)
+
+
+def test_probability_flow_out_of_steps_says_how_many_to_allow():
+    adaptive = samplers.ProbabilityFlow(max_steps=3)
+    raise_it = r"ProbabilityFlow: the ODE solver took max_steps=3 steps .* \(e.g. to 12\)"
+    with pytest.raises(eqx.EquinoxRuntimeError, match=raise_it):
+        adaptive.sample(VP, _unit_gaussian_score, KEY, (8, 2))
+    with pytest.raises(eqx.EquinoxRuntimeError, match=raise_it):  # through a model's jit too
+        MODEL.sample(_params(), KEY, (8,), adaptive)
+    grid = samplers.ProbabilityFlow(steps=20, max_steps=4)
+    with pytest.raises(ValueError, match=r"takes 19 solver steps, .* raise max_steps to 19"):
+        grid.sample(VP, _unit_gaussian_score, KEY, (8, 2))
+    enough = samplers.ProbabilityFlow(steps=20, max_steps=19, denoise=False)
+    assert int(enough.sample(VP, _unit_gaussian_score, KEY, (8, 2)).nfe) > 0
