@@ -1,5 +1,6 @@
 """Training: fused in ``lax.scan`` over steps, vmapped over runs (seeds x datasets), the run
-axis sharded over all devices; EMA of parameters; checkpoints as ``.npz`` + JSON (no pickle).
+axis sharded over all devices; EMA of parameters; checkpoints as ``.npz`` + JSON (no pickle)
+that hold everything a run needs to go on.
 
 A Python loop around a jitted step runs ~400 steps/s on an H100; the same step fused in
 ``lax.scan`` ~15,000, and vmapping runs inside the scan ~155,000 aggregate (25 runs). So one
@@ -7,6 +8,12 @@ call trains every seed (and every dataset of one shape) of a model at once::
 
     state, curve = zoo.train.fit(model, zoo.data.nine_gaussians(), steps=20_000, seeds=[0, 1, 2])
     params = zoo.train.run_params(state, 0)      # EMA parameters of the first run
+
+and a saved run continues where it stopped (``N`` steps, save, load, ``M`` steps equal ``N + M``
+steps)::
+
+    zoo.train.save("runs/ddpm", jax.tree_util.tree_map(lambda a: a[0], state), model)
+    state, curve = zoo.train.fit(model, data, steps=10_000, state=zoo.train.load("runs/ddpm"))
 """
 
 from __future__ import annotations
@@ -30,17 +37,35 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from zoo._checks import check_integer
 from zoo.models import Model, transform
 
-__all__ = ["TrainState", "fit", "run_params", "save", "load", "load_model", "default_optimizer"]
+__all__ = [
+    "TrainState",
+    "SavedOptState",
+    "fit",
+    "run_params",
+    "save",
+    "load",
+    "load_model",
+    "default_optimizer",
+]
 
 
 class TrainState(NamedTuple):
-    """Everything a run needs to go on; every leaf has a leading run axis after :func:`fit`."""
+    """Everything a run needs to go on; every leaf has a leading run axis after :func:`fit`,
+    none after :func:`load` (one run)."""
 
     params: Any
     ema_params: Any
     opt_state: Any
     key: jax.Array
     step: jax.Array
+
+
+class SavedOptState(NamedTuple):
+    """An optimizer state as :func:`load` reads it: its leaves in ``jax.tree_util`` order,
+    without the optimizer's structure, which only the optimizer knows. :func:`fit` puts them
+    back into the structure of its ``optimizer.init(params)``."""
+
+    leaves: tuple
 
 
 def default_optimizer(learning_rate: float = 1e-3) -> optax.GradientTransformation:
@@ -123,11 +148,19 @@ def fit(
     ``data``: a toy distribution (its ``train_set(num_train)`` is used), an array
     ``[N, *event]``, or a stack ``[D, N, *event]`` / list of datasets of one shape. Run
     ``r`` trains on dataset ``r // len(seeds)`` with seed ``seeds[r % len(seeds)]`` (distinct
-    integers). Each step
-    draws a minibatch uniformly from its training set.
+    integers). Each step draws a minibatch uniformly from its training set.
 
-    Returns the final state (leading run axis) and the loss curve ``[runs, steps // log_every]``
-    (mean loss of each block of ``log_every`` steps). Pass ``state`` to continue training.
+    Returns the final state (leading run axis) and the loss curve ``[runs, blocks]``: the mean
+    loss of each block of ``log_every`` steps (a last, shorter block holds the remainder of
+    ``steps``).
+
+    ``state`` continues training: a state from :func:`fit` (one leading entry per run of this
+    call) or one run from :func:`load` (then ``data`` is one dataset and ``seeds`` one seed).
+    Its step count, key, optimizer state and EMA go on (so does the EMA warm-up); ``seeds``
+    then only count the runs. With the same model, data, ``batch_size``, ``optimizer`` and
+    ``ema_decay``, ``N`` steps and then ``M`` more from the returned (or saved and loaded)
+    state give the parameters of ``N + M`` steps in one call, and, when ``log_every`` divides
+    ``N``, the same curve.
     """
     if not isinstance(model, Model):
         raise TypeError(f"model must be a zoo.Model from zoo.transform, got {model!r}")
@@ -188,6 +221,9 @@ def fit(
     run_data = put(run_data)
     if state is None:
         state = jax.jit(jax.vmap(init))(put(run_keys), run_data)
+    else:
+        fresh = jax.eval_shape(jax.vmap(init), run_keys, run_data)
+        state = jax.tree_util.tree_map(put, _resumed(state, fresh, num_runs))
     blocks = [log_every] * (steps // log_every) + ([steps % log_every] if steps % log_every else [])
     curve = []
     bar = _progress(steps, progress, f"train {model.family.__name__} x{num_runs}")
@@ -199,7 +235,71 @@ def fit(
             bar.set_postfix(loss=f"{float(jnp.mean(loss)):.4f}")
     if bar is not None:
         bar.close()
-    return state, np.asarray(jnp.stack(curve, axis=1))
+    curve = np.asarray(jnp.stack(curve, axis=1))
+    return state, curve
+
+
+def _resumed(state: TrainState, fresh: TrainState, num_runs: int) -> TrainState:
+    """``state`` with a leading run axis and its optimizer state in the structure of ``fresh``
+    (the shapes of a new state), or a clear error saying what does not match."""
+    if not isinstance(state, TrainState):
+        raise TypeError(f"state must be a zoo.train.TrainState (from fit or load), got {state!r}")
+    if np.ndim(state.step) == 0:
+        if num_runs != 1:
+            raise ValueError(
+                f"state is one run (as zoo.train.load returns) but data x seeds make {num_runs} "
+                "runs: continue it with one dataset and one seed"
+            )
+        state = jax.tree_util.tree_map(lambda a: jnp.asarray(a)[None], state)
+    elif np.shape(state.step) != (num_runs,):
+        raise ValueError(
+            f"state holds {np.shape(state.step)[0]} runs but data x seeds make {num_runs}: "
+            "continue it with the data and seeds it was trained with"
+        )
+    model_hint = "it was trained with another model or config"
+    for name, hint in [
+        ("params", model_hint),
+        ("ema_params", model_hint),
+        ("key", "keys are jax.random.PRNGKey"),
+    ]:
+        _check_tree(getattr(state, name), getattr(fresh, name), f"state.{name}", hint)
+    opt_state = state.opt_state
+    if opt_state is None:
+        raise ValueError(
+            "state has no optimizer state (opt_state is None, as in a checkpoint written before "
+            "save kept it): continuing would restart the optimizer"
+        )
+    optimizer_hint = "pass the optimizer the state was trained with"
+    if isinstance(opt_state, SavedOptState):
+        expected = jax.tree_util.tree_leaves(fresh.opt_state)
+        _check_leaves(
+            jax.tree_util.tree_leaves(opt_state), expected, "state.opt_state", optimizer_hint
+        )
+        opt_state = jax.tree_util.tree_unflatten(
+            jax.tree_util.tree_structure(fresh.opt_state),
+            [jnp.asarray(a, b.dtype) for a, b in zip(opt_state.leaves, expected, strict=True)],
+        )
+    _check_tree(opt_state, fresh.opt_state, "state.opt_state", optimizer_hint)
+    return state._replace(opt_state=opt_state)
+
+
+def _check_tree(tree, expected, name, hint):
+    if jax.tree_util.tree_structure(tree) != jax.tree_util.tree_structure(expected):
+        raise ValueError(f"{name} does not have the structure this fit expects: {hint}")
+    _check_leaves(jax.tree_util.tree_leaves(tree), jax.tree_util.tree_leaves(expected), name, hint)
+
+
+def _check_leaves(leaves, expected, name, hint):
+    if len(leaves) != len(expected):
+        raise ValueError(
+            f"{name} has {len(leaves)} arrays, this fit expects {len(expected)}: {hint}"
+        )
+    for a, b in zip(leaves, expected, strict=True):
+        if np.shape(a) != b.shape:
+            raise ValueError(
+                f"{name} holds an array of shape {np.shape(a)} where this fit expects "
+                f"{b.shape}: {hint}"
+            )
 
 
 def _progress(total, enabled, desc):
@@ -211,8 +311,15 @@ def _progress(total, enabled, desc):
 
 
 def run_params(state: TrainState, run: int = 0, ema: bool = True):
-    """Parameters of one run (EMA by default) from a state with a leading run axis."""
+    """Parameters of run ``run`` (EMA by default) of a state from :func:`fit` (leading run
+    axis), or of the one run a state from :func:`load` holds (``run`` 0)."""
     tree = state.ema_params if ema else state.params
+    run = check_integer(run, "run", minimum=None)
+    runs = 1 if np.ndim(state.step) == 0 else np.shape(state.step)[0]
+    if not -runs <= run < runs:
+        raise IndexError(f"run must lie in [0, {runs}) for a state of {runs} runs, got {run}")
+    if np.ndim(state.step) == 0:  # one run, as load returns it: no run axis to index
+        return tree
     return jax.tree_util.tree_map(lambda a: a[run], tree)
 
 
@@ -238,28 +345,57 @@ def _unflatten_dict(flat: dict, prefix: str) -> dict:
     return out
 
 
-def _encode(obj):
-    """JSON for configs: dataclasses, partials, tuples and references to library objects."""
+def _encode(obj, where: str):
+    """JSON for configs: dataclasses, partials, tuples and references to library objects
+    (``module:qualname``, refused unless :func:`_resolve` finds the very same object again)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        fields = {f.name: _encode(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init}
-        return {"__class__": _encode(type(obj)), "fields": fields}
+        fields = {
+            f.name: _encode(getattr(obj, f.name), f"{where}.{f.name}")
+            for f in dataclasses.fields(obj)
+            if f.init
+        }
+        return {"__class__": _encode(type(obj), where), "fields": fields}
     if isinstance(obj, functools.partial):
         return {
-            "__partial__": _encode(obj.func),
-            "kwargs": {k: _encode(v) for k, v in obj.keywords.items()},
+            "__partial__": _encode(obj.func, where),
+            "args": [_encode(v, f"{where}(arg {i})") for i, v in enumerate(obj.args)],
+            "kwargs": {k: _encode(v, f"{where}({k}=)") for k, v in obj.keywords.items()},
         }
     if isinstance(obj, (list, tuple)):
-        return [_encode(v) for v in obj]
+        return [_encode(v, f"{where}[{i}]") for i, v in enumerate(obj)]
     if isinstance(obj, dict):
-        return {k: _encode(v) for k, v in obj.items()}
+        return {k: _encode(v, f"{where}[{k!r}]") for k, v in obj.items()}
     if isinstance(obj, (bool, int, float, str)) or obj is None:
         return obj
     if callable(obj) and hasattr(obj, "__qualname__"):
-        return {"__ref__": f"{obj.__module__}:{obj.__qualname__}"}
-    raise TypeError(f"cannot write {obj!r} to a JSON config")
+        ref = f"{obj.__module__}:{obj.__qualname__}"
+        try:
+            found = _resolve(ref)
+        except (ValueError, ImportError, AttributeError):
+            found = None
+        if found is not obj:
+            raise ValueError(
+                f"model config {where}={obj!r} cannot be saved so that load_model rebuilds it: "
+                f"{ref} is not importable from {_TRUSTED_MODULES} (a lambda or a local function "
+                "never is). Use a module-level function or class of those packages, or a "
+                "functools.partial of one, or save without model= and rebuild the model yourself"
+            )
+        return {"__ref__": ref}
+    raise ValueError(f"model config {where}={obj!r} cannot be written to a JSON config")
 
 
 _TRUSTED_MODULES = ("zoo", "jax", "haiku", "optax", "diffrax")
+
+
+def _resolve(ref: str):
+    """The object ``module:qualname`` names, imported only from ``_TRUSTED_MODULES``."""
+    module, qualname = ref.split(":")
+    if module.split(".")[0] not in _TRUSTED_MODULES:
+        raise ValueError(f"config refers to {module}, outside {_TRUSTED_MODULES}")
+    value = importlib.import_module(module)
+    for part in qualname.split("."):
+        value = getattr(value, part)
+    return value
 
 
 def _decode(obj):
@@ -268,18 +404,14 @@ def _decode(obj):
     if not isinstance(obj, dict):
         return obj
     if "__ref__" in obj:
-        module, qualname = obj["__ref__"].split(":")
-        if module.split(".")[0] not in _TRUSTED_MODULES:
-            raise ValueError(f"config refers to {module}, outside {_TRUSTED_MODULES}")
-        value = importlib.import_module(module)
-        for part in qualname.split("."):
-            value = getattr(value, part)
-        return value
+        return _resolve(obj["__ref__"])
     if "__class__" in obj:
         return _decode(obj["__class__"])(**{k: _decode(v) for k, v in obj["fields"].items()})
     if "__partial__" in obj:
         return functools.partial(
-            _decode(obj["__partial__"]), **{k: _decode(v) for k, v in obj["kwargs"].items()}
+            _decode(obj["__partial__"]),
+            *[_decode(v) for v in obj.get("args", [])],
+            **{k: _decode(v) for k, v in obj["kwargs"].items()},
         )
     return {k: _decode(v) for k, v in obj.items()}
 
@@ -287,10 +419,25 @@ def _decode(obj):
 def save(
     path: str | os.PathLike, state: TrainState, model: Model | None = None, **metadata
 ) -> None:
-    """Write ``path.npz`` (parameters, EMA parameters, step, key) and ``path.json`` (the model's
-    family and config, and ``metadata``). Optimiser state is not kept."""
+    """Write one run: ``path.npz`` holds everything :func:`fit` needs to go on (parameters, EMA
+    parameters, the optimizer state's leaves, step and key) and ``path.json`` the model's
+    family and config (when ``model`` is given) and ``metadata``.
+
+    ``state`` is one run, e.g. ``jax.tree_util.tree_map(lambda a: a[r], state)`` of
+    :func:`fit`'s. Raises ``ValueError`` (and writes nothing) when the config cannot be written
+    so that :func:`load_model` rebuilds it, e.g. a ``net`` that is a lambda or local function.
+    """
     path = os.fspath(path)
+    config = {"metadata": metadata}
+    if model is not None:
+        config["family"] = _encode(model.family, "family")
+        config["config"] = {k: _encode(v, k) for k, v in model.config.items()}
+    text = json.dumps(config, indent=1)
     arrays = {**_flatten(state.params, "params"), **_flatten(state.ema_params, "ema_params")}
+    if state.opt_state is not None:
+        leaves = jax.tree_util.tree_leaves(state.opt_state)
+        arrays["opt_state_leaves"] = np.asarray(len(leaves))
+        arrays.update({f"opt_state{_SEP}{i}": np.asarray(a) for i, a in enumerate(leaves)})
     arrays["step"] = np.asarray(state.step)
     arrays["key"] = np.asarray(
         jax.random.key_data(state.key)
@@ -299,23 +446,28 @@ def save(
     )
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     np.savez(path + ".npz", **arrays)
-    config = {"metadata": metadata}
-    if model is not None:
-        config["family"] = _encode(model.family)
-        config["config"] = _encode(model.config)
     with open(path + ".json", "w") as f:
-        json.dump(config, f, indent=1)
+        f.write(text)
 
 
 def load(path: str | os.PathLike) -> TrainState:
-    """Read a checkpoint written by :func:`save` (``opt_state`` is ``None``)."""
+    """Read one run written by :func:`save`; ``fit(..., state=load(path))`` continues it.
+
+    ``opt_state`` is a :class:`SavedOptState` (the leaves; :func:`fit` rebuilds the structure
+    from its optimizer), or ``None`` for a checkpoint written without one."""
     path = os.fspath(path)
     with np.load(path + ".npz") as f:
         flat = dict(f)
+    opt_state = None
+    if "opt_state_leaves" in flat:
+        count = int(flat["opt_state_leaves"])
+        opt_state = SavedOptState(
+            tuple(jnp.asarray(flat[f"opt_state{_SEP}{i}"]) for i in range(count))
+        )
     return TrainState(
         params=_unflatten_dict(flat, "params"),
         ema_params=_unflatten_dict(flat, "ema_params"),
-        opt_state=None,
+        opt_state=opt_state,
         key=jnp.asarray(flat["key"]),
         step=jnp.asarray(flat["step"]),
     )
