@@ -1,6 +1,6 @@
 """Training: fused in ``lax.scan`` over steps, vmapped over runs (seeds x datasets), the run
 axis sharded over all devices; EMA of parameters; checkpoints as ``.npz`` + JSON (no pickle)
-that hold everything a run needs to go on.
+that hold everything a run needs to go on; runs that diverge are named.
 
 A Python loop around a jitted step runs ~400 steps/s on an H100; the same step fused in
 ``lax.scan`` ~15,000, and vmapping runs inside the scan ~155,000 aggregate (25 runs). So one
@@ -25,6 +25,7 @@ import json
 import math
 import numbers
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -40,7 +41,9 @@ from zoo.models import Model, transform
 __all__ = [
     "TrainState",
     "SavedOptState",
+    "DivergenceWarning",
     "fit",
+    "diverged",
     "run_params",
     "save",
     "load",
@@ -66,6 +69,10 @@ class SavedOptState(NamedTuple):
     back into the structure of its ``optimizer.init(params)``."""
 
     leaves: tuple
+
+
+class DivergenceWarning(RuntimeWarning):
+    """Warned by :func:`fit` when some of its runs diverged (see :func:`diverged`)."""
 
 
 def default_optimizer(learning_rate: float = 1e-3) -> optax.GradientTransformation:
@@ -152,7 +159,8 @@ def fit(
 
     Returns the final state (leading run axis) and the loss curve ``[runs, blocks]``: the mean
     loss of each block of ``log_every`` steps (a last, shorter block holds the remainder of
-    ``steps``).
+    ``steps``). Runs whose curve or parameters :func:`diverged` are named in a
+    :class:`DivergenceWarning`.
 
     ``state`` continues training: a state from :func:`fit` (one leading entry per run of this
     call) or one run from :func:`load` (then ``data`` is one dataset and ``seeds`` one seed).
@@ -236,6 +244,17 @@ def fit(
     if bar is not None:
         bar.close()
     curve = np.asarray(jnp.stack(curve, axis=1))
+    bad = np.flatnonzero(diverged(curve, state))
+    if len(bad):
+        runs = ", ".join(
+            f"run {r} (dataset {r // len(seeds)}, seed {seeds[r % len(seeds)]})" for r in bad[:5]
+        )
+        warnings.warn(
+            f"fit: {len(bad)} of {num_runs} runs diverged: {runs}{', ...' if len(bad) > 5 else ''}"
+            " (loss not finite or blown up, see zoo.train.diverged); lower the learning rate",
+            DivergenceWarning,
+            stacklevel=2,
+        )
     return state, curve
 
 
@@ -300,6 +319,48 @@ def _check_leaves(leaves, expected, name, hint):
                 f"{name} holds an array of shape {np.shape(a)} where this fit expects "
                 f"{b.shape}: {hint}"
             )
+
+
+def diverged(
+    curve,
+    state: TrainState | None = None,
+    *,
+    factor: float = 100.0,
+    floor: float = 1.0,
+    ceiling: float = 1e6,
+) -> np.ndarray:
+    r"""Which runs diverged: ``[runs]`` booleans from a loss curve ``[runs, blocks]`` as
+    :func:`fit` returns it (a 1-D curve is one run) and, optionally, the runs' ``state``.
+
+    Run ``r`` diverged when a block mean :math:`L_k` of its curve is not finite, or exceeds
+    ``ceiling``, or rises far above the run's best before it,
+
+    .. math:: L_k > \max\big(\mathrm{factor} \cdot \min_{j<k} L_j,\ \mathrm{floor}\big),
+
+    or when a parameter of its ``state`` is not finite. The losses are in noise units, where
+    a network predicting no noise scores :math:`E_t[\lambda(t)]` (1 for the simple
+    weighting): ``ceiling`` is far above any untrained network (a blow-up in the first block
+    has no best before it), and ``floor`` keeps a rise from a very small best from counting.
+    """
+    curve = np.asarray(curve, np.float64)
+    if curve.ndim == 1:
+        curve = curve[None]
+    if curve.ndim != 2:
+        raise ValueError(f"curve must be [runs, blocks] (as fit returns), got shape {curve.shape}")
+    bad = ~np.all(np.isfinite(curve), axis=1) | np.any(curve > ceiling, axis=1)
+    best_before = np.fmin.accumulate(curve, axis=1)[:, :-1]  # NaN-ignoring running minimum
+    with np.errstate(invalid="ignore", over="ignore"):
+        bad |= np.any(curve[:, 1:] > np.maximum(factor * best_before, floor), axis=1)
+    if state is not None:
+        runs = 1 if np.ndim(state.step) == 0 else np.shape(state.step)[0]
+        if runs != len(curve):
+            raise ValueError(f"state holds {runs} runs, the curve {len(curve)}")
+        finite = [
+            jnp.all(jnp.isfinite(jnp.reshape(leaf, (runs, -1))), axis=1)
+            for leaf in jax.tree_util.tree_leaves(state.params)
+        ]
+        bad |= ~np.asarray(jnp.all(jnp.stack(finite), axis=0))
+    return bad
 
 
 def _progress(total, enabled, desc):
