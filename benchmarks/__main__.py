@@ -4,17 +4,68 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shlex
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
-from benchmarks import cli
+from benchmarks import cache, cli
 
 __all__ = ["main"]
 
 USAGE_ERROR = 2
-INTERRUPTED = 130
+
+
+def _stop_at_once_on_interrupt(out: Path):
+    """Make Ctrl-C (SIGINT) and SIGTERM end the run at once: one line saying what is saved,
+    exit code 128 + the signal (130 for Ctrl-C). Returns a function that undoes this.
+
+    Every cached piece is written aside and moved into place, so stopping anywhere is as safe
+    as a kill. So nothing is unwound: a ``KeyboardInterrupt`` raised between two bytecodes can
+    land inside a finaliser (where Python drops it) or in JAX's machinery, and interpreter
+    teardown with XLA's threads running can crash. Instead Python's own C handler writes the
+    signal to a pipe (``signal.set_wakeup_fd``), even while the main thread is inside a long
+    XLA call, and a watching thread prints the line and ends the process with ``os._exit``.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    stops = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda *_: None) for s in stops}  # the watcher acts
+    previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+
+    def watch() -> None:
+        while True:
+            try:
+                received = os.read(read_fd, 1)
+            except OSError:
+                return
+            if not received:
+                return  # the pipe was closed: the run finished
+            if received[0] in stops:
+                break
+        saved = cache.Cache(out).count()
+        sys.stdout.flush()
+        os.write(
+            sys.stderr.fileno(),
+            f"\nzoo-bench: interrupted; {saved} finished pieces are saved in {out / 'cache'}; "
+            "run the same command again to resume\n".encode(),
+        )
+        os._exit(128 + received[0])
+
+    threading.Thread(target=watch, name="zoo-bench-interrupt", daemon=True).start()
+
+    def restore() -> None:
+        signal.set_wakeup_fd(previous_fd)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        os.close(write_fd)
+
+    return restore
 
 
 def _fail(message: str) -> None:
@@ -39,25 +90,32 @@ def main(argv: list[str] | None = None) -> int:
         _fail(str(e))
     out = Path(config.out)
     try:
-        from benchmarks import cache  # the heavy imports wait until the arguments are known
-
         cache.check_writable(out)
+        held = cache.lock(out)
     except OSError as e:
         _fail(f"cannot write to output folder {config.out!r}: {e.strerror or e}")
+    except cache.Busy as e:
+        _fail(f"{e}; wait for it to finish or choose another --out")
+    restore = _stop_at_once_on_interrupt(out)
+    try:
+        return _run(config, out, start, argv)
+    finally:
+        restore()
+        held.close()
+
+
+def _run(config, out: Path, start: float, argv) -> int:
     from benchmarks import report, runner
 
     previous = _previous_config(out)
-    if previous is not None and previous != json.loads(json.dumps(dataclasses.asdict(config))):
+    current = json.loads(json.dumps(dataclasses.asdict(config)))
+    if previous is not None and {**previous, "out": None} != {**current, "out": None}:
         print(
             f"zoo-bench: note: {out} holds the reports of another configuration; they are "
             "replaced (that configuration's cached pieces stay in its cache/)",
             file=sys.stderr,
         )
-    try:
-        outcome = runner.run(config)
-    except KeyboardInterrupt:
-        print("\nzoo-bench: interrupted; run the same command again to resume", file=sys.stderr)
-        return INTERRUPTED
+    outcome = runner.run(config)
     command = shlex.join(["zoo-bench", *(sys.argv[1:] if argv is None else argv)])
     text = report.write(config, outcome, start, command)
     print(text)

@@ -1,18 +1,25 @@
-"""The output folder's cache: trained runs, samples and finished cells, each written atomically.
+"""The output folder's cache: trained runs, samples and finished cells, each written atomically
+and checked when read.
 
 Every piece is written to a temporary file and moved into place with ``os.replace``, so a
 killed benchmark leaves either the whole piece or none of it, and a run started again picks
-up where it stopped. A piece's file name holds a hash of every setting it depends on: a
-changed setting finds no old piece to reuse, and nothing from another configuration is mixed
-in, while switching back to an earlier configuration finds its pieces again.
+up where it stopped. A piece's file name holds a hash of every setting it depends on and of
+the code (:data:`CODE`, every ``.py`` file of ``zoo`` and ``benchmarks``): a changed setting
+or changed code finds no old piece to reuse, while switching back to an earlier configuration
+finds its pieces again. Each piece also carries a SHA-256 checksum of its content and the
+settings it was made from; a piece that fails its check (cut short, edited, emptied) is named
+in one line, removed and computed again (:meth:`Cache.fetch`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,29 +27,65 @@ import numpy as np
 import zoo
 
 __all__ = [
+    "CODE",
+    "Busy",
     "Cache",
+    "Damaged",
     "check_writable",
     "digest",
-    "has_run",
+    "lock",
     "read_json",
     "read_npz",
-    "run_metadata",
+    "read_piece",
+    "read_run",
     "save_run",
     "write_bytes",
     "write_json",
     "write_npz",
+    "write_piece",
 ]
 
 
+class Damaged(Exception):
+    """A cached piece that cannot be trusted; the message says why."""
+
+
+class Busy(Exception):
+    """Another benchmark holds the output folder."""
+
+
+def _code_hash() -> str:
+    h = hashlib.sha256()
+    for package in (Path(zoo.__file__).parent, Path(__file__).parent):
+        for path in sorted(package.rglob("*.py")):
+            h.update(f"{package.name}/{path.relative_to(package)}".encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+#: Hash of the source of ``zoo`` and ``benchmarks``: part of every key.
+CODE = _code_hash()
+
+
+def _canonical(obj) -> str:
+    return json.dumps(obj, sort_keys=True, default=repr)
+
+
 def digest(settings: dict) -> str:
-    """A short hash of ``settings`` (values by ``repr``: configs of frozen dataclasses)."""
-    text = json.dumps(settings, sort_keys=True, default=repr)
+    """A short hash of ``settings`` (values by ``repr``: configs of frozen dataclasses) and of
+    the code (:data:`CODE`)."""
+    text = _canonical({"settings": settings, "code": CODE})
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def _atomic(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are for everyone to read
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -72,6 +115,77 @@ def write_npz(path: Path, **arrays) -> None:
 def read_npz(path: Path) -> dict[str, np.ndarray]:
     with np.load(path) as f:
         return dict(f)
+
+
+def _checksum(content) -> str:
+    return hashlib.sha256(_canonical(content).encode()).hexdigest()
+
+
+def write_piece(path: Path, content: dict, settings: dict) -> None:
+    """A JSON piece: ``content`` with its checksum, the ``settings`` it was made from and the
+    code hash."""
+    piece = {"sha256": _checksum(content), "code": CODE, "settings": settings, "content": content}
+    write_json(path, json.loads(_canonical(piece)))
+
+
+def read_piece(path: Path) -> dict:
+    """The content of a piece written by :func:`write_piece`; :class:`Damaged` unless its
+    checksum holds."""
+    try:
+        piece = read_json(path)
+        content, checksum = piece["content"], piece["sha256"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise Damaged(f"unreadable ({type(e).__name__})") from None
+    if _checksum(content) != checksum:
+        raise Damaged("its checksum does not match its content")
+    return content
+
+
+def _array_checksum(arrays: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def write_samples(path: Path, **arrays) -> None:
+    """An ``.npz`` piece with the checksum of its arrays."""
+    write_npz(path, **arrays, sha256=np.asarray(_array_checksum(arrays)))
+
+
+def read_samples(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a piece from :func:`write_samples`; :class:`Damaged` unless they match
+    their checksum."""
+    try:
+        arrays = read_npz(path)
+        checksum = str(arrays.pop("sha256"))
+    except Exception as e:  # whatever a damaged .npz raises (BadZipFile, ValueError, ...)
+        raise Damaged(f"unreadable ({type(e).__name__})") from None
+    if _array_checksum(arrays) != checksum:
+        raise Damaged("its checksum does not match its arrays")
+    return arrays
+
+
+def lock(folder: Path):
+    """Hold ``folder`` for this process (an exclusive ``flock`` on ``folder/.lock``, released
+    when the returned file is closed or the process ends, however it ends); :class:`Busy`,
+    naming the holder, if another process holds it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    f = open(folder / ".lock", "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "unknown"
+        f.close()
+        raise Busy(f"another zoo-bench (pid {holder}) is writing to {folder}") from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
 
 
 def check_writable(folder: Path) -> None:
@@ -105,14 +219,44 @@ class Cache:
     def noise_floor(self, dataset: str, key: str) -> Path:
         return self.root / "noise_floor" / f"{dataset}-{key}.json"
 
+    def fetch(self, path: Path, reader: Callable[[Path], object]):
+        """``reader(path)``, or ``None`` when the piece is missing or fails its check; a
+        damaged piece is named in one line on stderr and removed, so it is computed again."""
+        if not path.exists():
+            return None
+        try:
+            return reader(path)
+        except Damaged as e:
+            print(
+                f"zoo-bench: note: cached piece {path.relative_to(self.root)} is damaged ({e}); "
+                "computing it again",
+                file=sys.stderr,
+            )
+            for damaged in {path, path.with_suffix(".npz")}:  # a run is .json + .npz
+                damaged.unlink(missing_ok=True)
+            return None
+
+    def count(self) -> int:
+        """How many finished pieces the cache holds."""
+        if not self.root.exists():
+            return 0
+        return sum(1 for p in self.root.rglob("*") if p.is_file() and not p.name.startswith("."))
+
 
 def save_run(path: Path, state: zoo.train.TrainState, model: zoo.Model, **metadata) -> None:
-    """:func:`zoo.train.save`, made atomic: both files are written aside and moved in, the
-    ``.json`` last, so a ``.json`` in place means the run is complete."""
+    """:func:`zoo.train.save`, made atomic and checked: both files are written aside, the
+    ``.json`` gets the checksum of the ``.npz``, and both are moved in, the ``.json`` last, so
+    a ``.json`` in place means the run is complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=".run-"))
     try:
         zoo.train.save(tmp / "run", state, model, **metadata)
+        arrays = read_npz(tmp / "run.npz")
+        config = read_json(tmp / "run.json")
+        config["metadata"]["npz_sha256"] = _array_checksum(arrays)
+        write_json(tmp / "run.json", config)
+        for name in ("run.npz", "run.json"):
+            os.chmod(tmp / name, 0o666 & ~_UMASK)
         os.replace(tmp / "run.npz", path.with_name(path.name + ".npz"))
         os.replace(tmp / "run.json", path.with_name(path.name + ".json"))
     finally:
@@ -121,10 +265,17 @@ def save_run(path: Path, state: zoo.train.TrainState, model: zoo.Model, **metada
         tmp.rmdir()
 
 
-def has_run(path: Path) -> bool:
-    return path.with_name(path.name + ".json").exists()
-
-
-def run_metadata(path: Path) -> dict:
-    """What :func:`save_run` stored beside a run's parameters."""
-    return read_json(path.with_name(path.name + ".json"))["metadata"]
+def read_run(path: Path) -> tuple[zoo.train.TrainState, dict]:
+    """A run from :func:`save_run` and its metadata; :class:`Damaged` unless its parameters
+    match their checksum. ``path`` is the run's stem; the piece to :meth:`Cache.fetch` is its
+    ``.json``."""
+    path = path.with_suffix("") if path.suffix == ".json" else path
+    try:
+        metadata = read_json(path.with_name(path.name + ".json"))["metadata"]
+        arrays = read_npz(path.with_name(path.name + ".npz"))
+        checksum = metadata["npz_sha256"]
+    except Exception as e:  # whatever a damaged .npz or .json raises
+        raise Damaged(f"unreadable ({type(e).__name__})") from None
+    if _array_checksum(arrays) != checksum:
+        raise Damaged("its parameters do not match their checksum")
+    return zoo.train.load(path), metadata

@@ -186,6 +186,8 @@ def parse(argv: list[str] | None = None) -> Config:
     args = vars(parser().parse_args(argv))
     profile = PROFILES[args.pop("profile")]
     overrides = {k: v for k, v in args.items() if v is not None}
+    if "out" in overrides and not overrides["out"].strip():
+        raise UsageError("--out must name a folder, got an empty string")
     if overrides.get("presets") == "case_study":
         overrides.setdefault("families", CASE_STUDY_FAMILIES)
         overrides.setdefault("datasets", CASE_STUDY_DATASETS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import platform
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from benchmarks import cache, evaluation, figures, tables
 from benchmarks.profiles import Config
 from benchmarks.runner import Outcome
 
-__all__ = ["write"]
+__all__ = ["clear", "config_id", "write"]
 
 QUALITY_FIGURE_METRIC = "sliced_w2"
 
@@ -33,14 +34,45 @@ def _machine() -> dict:
     }
 
 
+REPORTS = ("results.csv", "results.md", "nfe.md", "noise_floor.csv", "losses.csv")
+FIGURES = ("samples.png", "losses.png", "nfe_quality.png", "nfe_*.png")
+
+
+def config_id(config: Config) -> str:
+    """A short hash of the config (all but the output folder) and the code: the stamp of
+    every file of a report."""
+    return cache.digest({**dataclasses.asdict(config), "out": None})
+
+
+def _report_files(out: Path) -> set[Path]:
+    return {p for pattern in REPORTS + FIGURES for p in out.glob(pattern)}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def clear(out: Path) -> None:
+    """Remove the report of an earlier run (``summary.json`` first, so a set cut short is
+    never taken for a whole one); the cache stays."""
+    (out / "summary.json").unlink(missing_ok=True)
+    for path in _report_files(out):
+        path.unlink(missing_ok=True)
+
+
 def write(config: Config, outcome: Outcome, start: float, command: str) -> str:
-    """Write every report file into ``config.out`` (``summary.json`` last, with the wall time
-    since ``start``, a ``time.perf_counter()``); returns the tables to print (the main
-    columns of ``results.md``)."""
+    """Write every report file into ``config.out`` as one set, replacing an earlier run's:
+    each stamped with :func:`config_id`, ``summary.json`` last with the wall time since
+    ``start`` (a ``time.perf_counter()``) and the checksum of every other file; returns the
+    tables to print (the main columns of ``results.md``)."""
     out = Path(config.out)
+    stamp = config_id(config)
+    clear(out)
+    tables.write_csv(out / "results.csv", outcome.rows, stamp)
     text = tables.markdown(outcome.rows, outcome.floors, intro=outcome.entropies)
     header = (
         f"# zoo benchmark: profile {config.profile}, {config.presets} presets\n\n"
+        f"Config {stamp} (summary.json holds it whole, with the checksum of every file).\n\n"
         f"{config.steps:,} training steps, seeds {', '.join(map(str, config.seeds))}, "
         f"{config.num_samples:,} samples per cell. {evaluation.describe(config)}\n\n"
         "Each entry is the mean ± sd over the seeds whose status is ok (the status column "
@@ -50,15 +82,17 @@ def write(config: Config, outcome: Outcome, start: float, command: str) -> str:
     )
     cache.write_bytes(out / "results.md", (header + text).encode())
     for name, rows in (("noise_floor.csv", outcome.floors), ("losses.csv", outcome.curves)):
-        cache.write_bytes(out / name, pd.DataFrame(rows).to_csv(index=False).encode())
+        frame = pd.DataFrame(rows).assign(config=stamp)
+        cache.write_bytes(out / name, frame.to_csv(index=False).encode())
     sweep = tables.quality_per_nfe(
         outcome.rows, outcome.floors, QUALITY_FIGURE_METRIC, config.sweep, config.nfe
     )
     label = f"{evaluation.METRICS[QUALITY_FIGURE_METRIC][0]} / floor"
     if config.nfe:
         nfe_header = (
-            f"# Quality per NFE: {label}\n\nEach entry is the mean ± sd over seeds of the "
-            "cell's metric divided by the mean of the dataset's noise floor (1 is the floor). "
+            f"# Quality per NFE: {label}\n\nConfig {stamp}. Each entry is the mean ± sd over "
+            "seeds of the cell's metric divided by the mean of the dataset's noise floor "
+            "(1 is the floor). "
             "Columns are NFE budgets: ddim-N and dpm-N take N score evaluations, edm-N and "
             "ode-heun-N 2N - 1 (one fewer than the budget when it is even). The default column "
             "is each family's own sampler at its own NFE.\n\n"
@@ -71,6 +105,7 @@ def write(config: Config, outcome: Outcome, start: float, command: str) -> str:
                 figures.nfe_sweep(out / f"nfe_{dataset}.png", frame, dataset, label)
     summary = {
         "config": dataclasses.asdict(config),
+        "config_id": stamp,
         "command": command,
         "machine": _machine(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -80,14 +115,15 @@ def write(config: Config, outcome: Outcome, start: float, command: str) -> str:
         "cells_reused": outcome.reused,
         "rows": tables.summary_numbers(outcome.rows),
         "metrics": evaluation.describe(config),
+        "files": {p.name: _sha256(p) for p in sorted(_report_files(out))},
     }
-    cache.write_json(out / "summary.json", summary)
+    cache.write_json(out / "summary.json", summary)  # last: its presence says the set is whole
     return tables.markdown(outcome.rows, outcome.floors, tables.PRINTED, outcome.entropies)
 
 
 def _figures(config: Config, outcome: Outcome, out: Path) -> None:
     reference = {d: evaluation.reference(zoo.data.get(d), config) for d in config.datasets}
-    samples = {k: cache.read_npz(p)["x"] for k, p in outcome.samples.items()}
+    samples = outcome.samples
     label = f"{config.sampler_names[0]}, seed {config.seeds[0]}"
     figures.densities(out / "samples.png", reference, samples, list(config.families), label)
     figures.loss_curves(out / "losses.png", outcome.curves)

@@ -59,7 +59,7 @@ class Outcome:
     floors: list[dict]
     entropies: dict[str, str]
     curves: list[dict]
-    samples: dict[tuple[str, str], Path]
+    samples: dict[tuple[str, str], np.ndarray]
     trained: int = 0
     computed: int = 0
     reused: int = 0
@@ -69,6 +69,7 @@ def _plan(config: Config, toys: dict[str, data_lib.Toy]):
     """Presets per family and dataset, and every cell with its key (nothing is computed)."""
     family_presets, cells = {}, []
     settings = evaluation.settings(config)
+    group = (tuple(config.datasets), tuple(config.seeds))
     for family in config.families:
         family_presets[family] = {d: _preset(config, family, toys[d]) for d in config.datasets}
         for dataset, preset in family_presets[family].items():
@@ -77,7 +78,7 @@ def _plan(config: Config, toys: dict[str, data_lib.Toy]):
                 s: named_samplers.resolve(s, sde, preset.sampler) for s in config.sampler_names
             }
             for seed in config.seeds:
-                run_key = training.run_key(preset, dataset, seed, config.steps)
+                run_key = training.run_key(preset, dataset, seed, config.steps, group)
                 for name, sampler in resolved.items():
                     sample_key = cache.digest(
                         {"run": run_key, "sampler": sampler, "n": config.num_samples}
@@ -112,6 +113,25 @@ def _training_values(run: training.Run) -> dict:
     return {"train_s": run.train_s, "train_runs": run.train_runs}
 
 
+#: samples this many times the data's radius away from the origin mark a diverged cell
+FAR = 100.0
+
+
+def sample_status(x: np.ndarray, reference: np.ndarray) -> str:
+    """``"ok"``, or why samples ``x`` cannot be scored: non-finite values, or points beyond
+    ``FAR`` times the largest norm of the true ``reference`` sample (one such point would
+    dominate every distance in the table)."""
+    flat = x.reshape(len(x), -1)
+    bad = int(np.sum(~np.all(np.isfinite(flat), axis=-1)))
+    if bad:
+        return f"diverged: NaN samples ({bad} of {len(x)})"
+    radius = float(np.max(np.linalg.norm(reference.reshape(len(reference), -1), axis=-1)))
+    far = int(np.sum(np.linalg.norm(flat, axis=-1) > FAR * radius))
+    if far:
+        return f"diverged: {far} of {len(x)} samples beyond {FAR:g}x the data's radius"
+    return "ok"
+
+
 def _failure(error: jax.errors.JaxRuntimeError) -> str:
     """A solver's runtime error (e.g. Diffrax's max_steps) as a one-line status."""
     text = str(error)
@@ -130,30 +150,30 @@ def run(config: Config) -> Outcome:
     for cell in cells:
         if isinstance(cell.resolved, str):
             rows[cell] = _row(config, cell, f"skipped: {cell.resolved}")
-        elif store.cell(cell.row_stem).exists():
-            rows[cell] = cache.read_json(store.cell(cell.row_stem))
+        elif (row := store.fetch(store.cell(cell.row_stem), cache.read_piece)) is not None:
+            rows[cell] = row
     outcome = Outcome(rows=[], floors=[], entropies={}, curves=[], samples={})
     outcome.reused = sum(not isinstance(c.resolved, str) for c in rows)
     _noise_floors(config, toys, store, outcome)
 
     def finish(cell: Cell, row: dict) -> None:
-        cache.write_json(store.cell(cell.row_stem), row)
+        cache.write_piece(store.cell(cell.row_stem), row, {"cell": cell.key, "row": cell.row_stem})
         rows[cell] = row
         outcome.computed += 1
-        tables.write_csv(out / "results.csv", [rows[c] for c in cells if c in rows])
+        # Progress only: the report (results.csv and the rest) is written as one set at the end.
+        tables.write_csv(store.root / "progress.csv", [rows[c] for c in cells if c in rows])
 
     for family, by_dataset in family_presets.items():
         todo = [c for c in cells if c.family == family and c not in rows]
         if todo:
             outcome.trained += _family(config, family, by_dataset, todo, store, toys, finish)
     outcome.rows = [rows[c] for c in cells]
-    tables.write_csv(out / "results.csv", outcome.rows)
     outcome.curves = _curves(config, family_presets, store)
     first = [c for c in cells if c.seed == config.seeds[0] and c.sampler == config.sampler_names[0]]
     outcome.samples = {
-        (c.family, c.dataset): store.samples(c.samples_stem)
+        (c.family, c.dataset): samples["x"]
         for c in first
-        if store.samples(c.samples_stem).exists()
+        if (samples := store.fetch(store.samples(c.samples_stem), cache.read_samples)) is not None
     }
     return outcome
 
@@ -173,21 +193,18 @@ def _family(config, family, by_dataset, todo, store, toys, finish) -> int:
     wanted = sorted({(c.dataset, c.seed) for c in ready})
     likelihoods = _likelihoods(config, family, model, runs, wanted, store, toys)
     sampled = _sample(config, family, model, runs, ready, store)
-    for cell in tqdm(ready, desc=f"metrics {family}", unit="cell", leave=False):
+    for cell in tqdm(ready, desc=f"metrics {family}", unit="cell", leave=False, disable=None):
         run = runs[cell.dataset, cell.seed]
         values = {**_training_values(run), **likelihoods[cell.dataset, cell.seed]}
-        if isinstance(sampled.get(cell), str):
-            finish(cell, _row(config, cell, sampled[cell], **values))
+        samples = sampled[cell]
+        if isinstance(samples, str):
+            finish(cell, _row(config, cell, samples, **values))
             continue
-        samples = cache.read_npz(store.samples(cell.samples_stem))
-        x = samples["x"]
+        x, toy = samples["x"], toys[cell.dataset]
         values.update(nfe=int(samples["nfe"]), sample_s=float(samples["seconds"]))
-        bad = int(np.sum(~np.all(np.isfinite(x), axis=-1)))
-        if bad:
-            status = f"diverged: NaN samples ({bad} of {len(x)})"
-        else:
-            status = "ok"
-            values.update(evaluation.sample_quality(x, toys[cell.dataset], config))
+        status = sample_status(x, evaluation.reference(toy, config))
+        if status == "ok":
+            values.update(evaluation.sample_quality(x, toy, config))
         finish(cell, _row(config, cell, status, **values))
     return sum(run.fresh for run in runs.values())
 
@@ -196,29 +213,33 @@ def _likelihoods(config, family, model, runs, wanted, store, toys) -> dict:
     """The likelihood columns of each wanted ``(dataset, seed)`` run, cached per run."""
     settings = evaluation.likelihood_settings(config)
     results, fn = {}, None
-    for dataset, seed in tqdm(wanted, desc=f"likelihood {family}", unit="run", leave=False):
+    for dataset, seed in tqdm(
+        wanted, desc=f"likelihood {family}", unit="run", leave=False, disable=None
+    ):
         run = runs[dataset, seed]
-        path = store.likelihood(
-            family, dataset, seed, cache.digest({"run": run.key, "eval": settings})
-        )
-        if not path.exists():
+        key = {"run": run.key, "eval": settings}
+        path = store.likelihood(family, dataset, seed, cache.digest(key))
+        values = store.fetch(path, cache.read_piece)
+        if values is None:
             fn = fn or evaluation.likelihood_fn(model, config)
             try:
                 values = evaluation.likelihood(fn, run.params, toys[dataset], config)
             except jax.errors.JaxRuntimeError as e:
                 values = {"nll_status": _failure(e)}
-            cache.write_json(path, values)
-        results[dataset, seed] = cache.read_json(path)
+            cache.write_piece(path, values, key)
+        results[dataset, seed] = values
     return results
 
 
 def _sample(config, family, model, runs, cells, store) -> dict:
     """Draw and time the samples of ``cells`` not in the cache. Each sampler is compiled once
     per family (all runs share the parameter shapes) and timed without compilation. Returns
-    the failures: cell -> status."""
-    compiled, failures = {}, {}
-    todo = [c for c in cells if not store.samples(c.samples_stem).exists()]
-    for cell in tqdm(todo, desc=f"sample {family}", unit="cell", leave=False):
+    cell -> its samples (``x``, ``nfe``, ``seconds``), or why there are none (a string)."""
+    compiled, found = {}, {}
+    for cell in cells:
+        found[cell] = store.fetch(store.samples(cell.samples_stem), cache.read_samples)
+    todo = [c for c in cells if found[c] is None]
+    for cell in tqdm(todo, desc=f"sample {family}", unit="cell", leave=False, disable=None):
         params = runs[cell.dataset, cell.seed].params
         key = jax.random.fold_in(jax.random.PRNGKey(cell.seed), SAMPLE_STREAM)
         if cell.sampler not in compiled:
@@ -228,26 +249,31 @@ def _sample(config, family, model, runs, cells, store) -> dict:
         try:
             out = jax.block_until_ready(compiled[cell.sampler](params, key))
         except jax.errors.JaxRuntimeError as e:
-            failures[cell] = _failure(e)
+            found[cell] = _failure(e)
             continue
         seconds = time.perf_counter() - start
-        cache.write_npz(
-            store.samples(cell.samples_stem),
-            x=np.asarray(out.x),
-            nfe=np.asarray(out.nfe),
-            seconds=np.asarray(seconds),
-        )
-    return failures
+        arrays = {
+            "x": np.asarray(out.x),
+            "nfe": np.asarray(out.nfe),
+            "seconds": np.asarray(seconds),
+        }
+        cache.write_samples(store.samples(cell.samples_stem), **arrays)
+        found[cell] = arrays
+    return found
 
 
 def _noise_floors(config, toys, store, outcome) -> None:
     """Each metric for independent true samples of the same size, per dataset, cached."""
     settings = evaluation.settings(config)
-    for dataset, toy in tqdm(toys.items(), desc="noise floors", unit="dataset", leave=False):
-        path = store.noise_floor(dataset, cache.digest({"data": toy, "eval": settings}))
-        if not path.exists():
-            cache.write_json(path, evaluation.noise_floor(toy, config))
-        floor = cache.read_json(path)
+    for dataset, toy in tqdm(
+        toys.items(), desc="noise floors", unit="dataset", leave=False, disable=None
+    ):
+        key = {"data": toy, "eval": settings}
+        path = store.noise_floor(dataset, cache.digest(key))
+        floor = store.fetch(path, cache.read_piece)
+        if floor is None:
+            floor = evaluation.noise_floor(toy, config)
+            cache.write_piece(path, floor, key)
         outcome.floors.extend({"dataset": dataset, **r} for r in floor["samples"])
         outcome.entropies[dataset] = (
             f"Entropy {floor['entropy']:.4f} nats ({floor['entropy_method']})."
@@ -256,15 +282,16 @@ def _noise_floors(config, toys, store, outcome) -> None:
 
 def _curves(config, family_presets, store) -> list[dict]:
     """Loss curves of every run in the cache (long format, for the figure and losses.csv)."""
-    rows = []
+    rows, group = [], (tuple(config.datasets), tuple(config.seeds))
     for family, by_dataset in family_presets.items():
         for dataset, preset in by_dataset.items():
             for seed in config.seeds:
-                key = training.run_key(preset, dataset, seed, config.steps)
+                key = training.run_key(preset, dataset, seed, config.steps, group)
                 path = store.run(family, dataset, seed, key)
-                if not cache.has_run(path):
+                found = store.fetch(path.with_name(path.name + ".json"), cache.read_run)
+                if found is None:
                     continue
-                for i, loss in enumerate(cache.run_metadata(path)["curve"]):
+                for i, loss in enumerate(found[1]["curve"]):
                     step = min((i + 1) * training.LOG_EVERY, config.steps)
                     rows.append(
                         {"family": family, "dataset": dataset, "seed": seed, "step": step,

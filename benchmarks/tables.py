@@ -39,6 +39,7 @@ COLUMNS = [
     "steps",
     "n",
     "sampler_config",
+    "config",
 ]
 COSTS = {"nfe": ("NFE", ".0f"), "sample_s": ("sample s", ".3g"), "train_s": ("train s", ".3g")}
 INTEGERS = ["seed", "modes_covered", "nll_nfe", "nfe", "train_runs", "steps", "n"]
@@ -60,8 +61,10 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
     return frame.astype({c: "Int64" for c in INTEGERS})
 
 
-def write_csv(path: Path, rows: list[dict]) -> None:
-    cache.write_bytes(path, _frame(rows).to_csv(index=False).encode())
+def write_csv(path: Path, rows: list[dict], stamp: str | None = None) -> None:
+    """``rows`` in :data:`COLUMNS` order; ``stamp`` (the config's id) fills its column."""
+    frame = _frame(rows).assign(config=stamp)
+    cache.write_bytes(path, frame.to_csv(index=False).encode())
 
 
 def _cell(values: pd.Series, spec: str = ".3g") -> str:

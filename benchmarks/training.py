@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import time
+import warnings
 
 import jax
 import numpy as np
@@ -44,12 +45,18 @@ def model_key(model: zoo.Model) -> str:
     return cache.digest({"family": model.family.__name__, "config": model.config})
 
 
-def run_key(preset: presets.Preset, dataset: str, seed: int, steps: int) -> str:
-    """Hash of what a run's parameters depend on. Runs in one fit call are independent, so a
-    run is found again whichever other runs it was trained with."""
+def run_key(
+    preset: presets.Preset,
+    dataset: str,
+    seed: int,
+    steps: int,
+    group: tuple[tuple[str, ...], tuple[int, ...]],
+) -> str:
+    """Hash of what a run's parameters depend on, including the ``group`` of datasets and
+    seeds trained beside it in one vmapped call: the same run trained in another group can
+    differ in the last bits (batched reductions), so it is another piece."""
     return cache.digest(
         {
-            "zoo": zoo.__version__,
             "model": model_key(preset.model),
             "dataset": (dataset, preset.data),
             "seed": seed,
@@ -57,6 +64,8 @@ def run_key(preset: presets.Preset, dataset: str, seed: int, steps: int) -> str:
             "batch_size": preset.batch_size,
             "learning_rate": preset.learning_rate,
             "num_train": NUM_TRAIN,
+            "log_every": LOG_EVERY,
+            "group": group,
         }
     )
 
@@ -69,60 +78,73 @@ def train_family(
     store: cache.Cache,
 ) -> dict[tuple[str, int], Run]:
     """Every ``(dataset, seed)`` run of ``family`` (``datasets``: its preset per dataset),
-    training in one call those not in ``store``."""
-    keys = {(d, s): run_key(p, d, s, steps) for d, p in datasets.items() for s in seeds}
+    all trained in one call unless every one is in ``store`` (a group is trained whole, so a
+    run's numbers never depend on which others were missing)."""
+    group = (tuple(datasets), tuple(seeds))
+    keys = {(d, s): run_key(p, d, s, steps, group) for d, p in datasets.items() for s in seeds}
     paths = {ds: store.run(family, *ds, key) for ds, key in keys.items()}
-    missing = [ds for ds, path in paths.items() if not cache.has_run(path)]
-    if missing:
-        # fit trains a product of datasets x seeds; a run already saved is recomputed identically.
-        todo_data = [d for d in datasets if any(m[0] == d for m in missing)]
-        todo_seeds = [s for s in seeds if any(m[1] == s for m in missing)]
-        preset = datasets[todo_data[0]]
-        if len({model_key(datasets[d].model) for d in todo_data}) > 1:
+    found = {ds: store.fetch(_json(path), cache.read_run) for ds, path in paths.items()}
+    fresh = any(run is None for run in found.values())
+    if fresh:
+        preset = next(iter(datasets.values()))
+        if len({model_key(p.model) for p in datasets.values()}) > 1:
             raise ValueError(f"{family}: the presets differ between datasets; train them apart")
         start = time.perf_counter()
-        state, curve = zoo.train.fit(
-            preset.model,
-            [datasets[d].data for d in todo_data],
-            steps=steps,
-            seeds=todo_seeds,
-            batch_size=preset.batch_size,
-            optimizer=preset.optimizer(),
-            num_train=NUM_TRAIN,
-            log_every=LOG_EVERY,
-            progress=True,
-        )
+        with warnings.catch_warnings():  # a diverged run is reported in its rows instead
+            warnings.simplefilter("ignore", zoo.train.DivergenceWarning)
+            state, curve = zoo.train.fit(
+                preset.model,
+                [p.data for p in datasets.values()],
+                steps=steps,
+                seeds=seeds,
+                batch_size=preset.batch_size,
+                optimizer=preset.optimizer(),
+                num_train=NUM_TRAIN,
+                log_every=LOG_EVERY,
+                progress=True,
+            )
         state = jax.block_until_ready(state)
         seconds = time.perf_counter() - start
-        for r, ds in enumerate(itertools.product(todo_data, todo_seeds)):
-            if ds in missing:
-                one = jax.tree_util.tree_map(lambda a, r=r: a[r], state)
-                cache.save_run(
-                    paths[ds],
-                    one,
-                    preset.model,
-                    curve=curve[r].tolist(),  # one mean loss per LOG_EVERY steps
-                    train_s=seconds,
-                    train_runs=len(todo_data) * len(todo_seeds),
-                )
-    return {ds: _load(family, *ds, keys[ds], paths[ds], ds in missing) for ds in keys}
+        for r, ds in enumerate(itertools.product(datasets, seeds)):
+            cache.save_run(
+                paths[ds],
+                jax.tree_util.tree_map(lambda a, r=r: a[r], state),
+                preset.model,
+                curve=curve[r].tolist(),  # one mean loss per LOG_EVERY steps
+                train_s=seconds,
+                train_runs=len(keys),
+            )
+            found[ds] = cache.read_run(paths[ds])
+    return {ds: _run(family, *ds, keys[ds], *found[ds], fresh) for ds in keys}
 
 
-def _load(family, dataset, seed, key, path, fresh) -> Run:
-    metadata = cache.run_metadata(path)
-    params = zoo.train.load(path).ema_params
-    curve = np.asarray(metadata["curve"], dtype=np.float64)
+def _json(path):
+    return path.with_name(path.name + ".json")
+
+
+def status(curve: np.ndarray, params) -> str:
+    """``"ok"``, or why a run counts as diverged (:func:`zoo.train.diverged`: a non-finite
+    loss or parameter, or a loss far above the run's own best)."""
     finite = np.all(np.isfinite(curve)) and all(
         np.all(np.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(params)
     )
+    if not finite:
+        return "diverged: NaN loss"
+    if zoo.train.diverged(curve)[0]:
+        return f"diverged: loss rose to {np.max(curve):.3g} (best {np.min(curve):.3g})"
+    return "ok"
+
+
+def _run(family, dataset, seed, key, state, metadata, fresh) -> Run:
+    curve = np.asarray(metadata["curve"], dtype=np.float64)
     return Run(
         family=family,
         dataset=dataset,
         seed=seed,
         key=key,
-        params=params,
+        params=state.ema_params,
         train_s=float(metadata["train_s"]),
         train_runs=int(metadata["train_runs"]),
-        status="ok" if finite else "diverged: NaN loss",
+        status=status(curve, (state.params, state.ema_params)),
         fresh=fresh,
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmarks import tables
+from benchmarks import named_samplers, tables, training
 from benchmarks.__main__ import main
 from zoo import presets
 
@@ -115,6 +115,41 @@ def test_a_diverging_run_is_reported_not_averaged(finished, tmp_path, monkeypatc
     assert "0/1 ok [1]" in (out / "results.md").read_text()
 
 
+def test_two_datasets_train_in_one_call_and_sweep_the_nfe(tmp_path):
+    """Six datasets once failed because two equal network partials compared unequal; two
+    datasets through the command line show it, with the quality-per-NFE sweep beside."""
+    out = tmp_path / "out"
+    args = _args(out, families="ve", datasets="nine_gaussians,checkerboard", steps=100)
+    assert main([*args, "--samplers=ddim-5", "--sweep=ddim,dpm,edm,ode-heun", "--nfe=5"]) == 0
+    results = pd.read_csv(out / "results.csv")
+    assert list(results.dataset.unique()) == ["nine_gaussians", "checkerboard"]
+    assert (results.status == "ok").all() and (results.train_runs == 2).all()
+    assert _summary(out)["runs_trained"] == 2
+    nfe = results[results.dataset == "checkerboard"].set_index("sampler").nfe.to_dict()
+    assert nfe == {"ddim-5": 5, "dpm-5": 5, "edm-3": 5, "ode-heun-3": 5}
+    nfe_table = (out / "nfe.md").read_text()
+    assert "### nine_gaussians" in nfe_table and "### checkerboard" in nfe_table
+    assert (out / "nfe_nine_gaussians.png").exists() and (out / "nfe_checkerboard.png").exists()
+
+
+def test_equal_model_configs_built_apart_are_one_model():
+    vp, vp_moons = presets.toy("vp").model, presets.toy("vp", data="moons").model
+    assert vp.config["net"] is not vp_moons.config["net"]
+    assert training.model_key(vp) == training.model_key(vp_moons)
+    assert training.model_key(vp) != training.model_key(presets.toy("subvp").model)
+
+
+def test_sweep_names_meet_their_budgets():
+    assert named_samplers.sweep(("ddim", "edm"), (5, 20)) == (
+        "ddim-5",
+        "ddim-20",
+        "edm-3",
+        "edm-10",
+    )
+    with pytest.raises(ValueError, match="unknown sweep sampler"):
+        named_samplers.sweep(("langevin",), (5,))
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -124,7 +159,11 @@ def test_a_diverging_run_is_reported_not_averaged(finished, tmp_path, monkeypatc
         (["--samplers", "ode-heun"], "needs a step count"),
         (["--steps", "0"], "expected an integer >= 1"),
         (["--seeds", "0,0"], "distinct seeds"),
+        (["--nfe", "5,x"], "expected NFE budgets"),
+        (["--nfe", "1"], "budgets >= 3"),
+        (["--sweep", "ddim,ancestral"], "unknown sweep sampler 'ancestral'"),
         (["--profile", "huge"], "invalid choice"),
+        (["--out", ""], "--out must name a folder"),
         (["--presets", "case_study", "--families", "vp"], "--presets case_study has families"),
         (["--presets", "case_study", "--datasets", "moons"], "nine_gaussians only"),
     ],

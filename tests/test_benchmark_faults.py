@@ -1,0 +1,175 @@
+"""Faults injected into the benchmark harness: damaged cache pieces, interrupts and kills at
+several points, a second run on the same folder, stale reports, diverging training and
+samples far from the data. Each must end in the same results as an undisturbed run, or in a
+clear one-line message."""
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks import cache, runner, training
+from benchmarks.__main__ import main
+from zoo import presets
+
+ROOT = Path(__file__).parents[1]
+TINY = [
+    "--families=ddpm",
+    "--datasets=checkerboard",
+    "--seeds=0",
+    "--steps=200",
+    "--samplers=default,ddim-10,dpm-10",
+    "--samples=200",
+    "--nll-points=100",
+]
+TIMINGS = ["train_s", "sample_s"]  # wall times: the only columns a resumed run may change
+
+
+def _run(out, *extra) -> int:
+    return main([*TINY, f"--out={out}", *extra])
+
+
+def _results(out) -> pd.DataFrame:
+    return pd.read_csv(out / "results.csv").drop(columns=TIMINGS)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    out = tmp_path_factory.mktemp("faults") / "out"
+    assert _run(out) == 0
+    return out
+
+
+def _copy(finished, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    return out
+
+
+def test_damaged_cache_pieces_are_named_and_recomputed(finished, tmp_path, capsys):
+    out = _copy(finished, tmp_path)
+    cells = sorted((out / "cache" / "cells").rglob("*.json"))
+    cells[0].write_text('{"sha256": "')  # cut short
+    cells[1].write_text("{}")  # emptied
+    piece = json.loads(cells[2].read_text())
+    piece["content"]["sliced_w2"] = 0.0  # edited to look better
+    cells[2].write_text(json.dumps(piece))
+    samples = next((out / "cache" / "samples").rglob("*.npz"))
+    samples.write_bytes(samples.read_bytes()[:100])
+    assert _run(out) == 0
+    err = capsys.readouterr().err
+    assert err.count("is damaged") == 4, err
+    pd.testing.assert_frame_equal(_results(out), _results(finished))
+
+
+def test_pieces_of_other_code_or_other_groups_are_never_shared(monkeypatch):
+    settings = {"steps": 100}
+    key = cache.digest(settings)
+    monkeypatch.setattr(cache, "CODE", "changed-code")
+    assert cache.digest(settings) != key
+    preset = presets.toy("vp", data="moons")
+    alone = training.run_key(preset, "moons", 0, 100, (("moons",), (0,)))
+    beside = training.run_key(preset, "moons", 0, 100, (("moons",), (0, 1)))
+    assert alone != beside
+
+
+def test_a_second_run_on_a_held_folder_is_refused(tmp_path, capsys):
+    out = tmp_path / "out"
+    held = cache.lock(out)
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            _run(out)
+    finally:
+        held.close()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"another zoo-bench (pid {os.getpid()})" in err
+
+
+def test_the_report_is_one_stamped_set_readable_by_all(finished, tmp_path):
+    summary = json.loads((finished / "summary.json").read_text())
+    for name, checksum in summary["files"].items():
+        assert hashlib.sha256((finished / name).read_bytes()).hexdigest() == checksum, name
+    assert {"results.csv", "results.md", "samples.png"} <= set(summary["files"])
+    assert set(pd.read_csv(finished / "results.csv").config) == {summary["config_id"]}
+    assert summary["config_id"] in (finished / "results.md").read_text()
+    mode = (finished / "results.csv").stat().st_mode & 0o777
+    assert mode == 0o666 & ~cache._UMASK
+
+    out = _copy(finished, tmp_path)
+    assert _run(out, "--no-figures", "--samplers=ddim-10") == 0
+    assert not list(out.glob("*.png"))  # no figure of the earlier config is left behind
+    assert list(pd.read_csv(out / "results.csv").sampler) == ["ddim-10"]
+
+
+def test_a_diverging_run_is_marked_and_never_ranked(finished, tmp_path, monkeypatch):
+    toy = presets.toy
+    monkeypatch.setattr(
+        presets, "toy", lambda *a, **k: dataclasses.replace(toy(*a, **k), learning_rate=1e3)
+    )
+    out = _copy(finished, tmp_path)
+    assert _run(out, "--samplers=default") == 0
+    results = pd.read_csv(out / "results.csv")
+    assert results.status[0].startswith("diverged: loss rose to"), results.status[0]
+    assert results[["sliced_w2", "energy"]].isna().all().all()
+    assert "0/1 ok [1]" in (out / "results.md").read_text()
+
+
+def test_samples_far_from_the_data_are_marked_diverged():
+    reference = np.random.default_rng(0).normal(size=(100, 2))
+    x = reference.copy()
+    assert runner.sample_status(x, reference) == "ok"
+    x[3] = 1e3
+    assert runner.sample_status(x, reference).startswith("diverged: 1 of 100 samples beyond")
+    x[4] = np.nan
+    assert runner.sample_status(x, reference) == "diverged: NaN samples (1 of 100)"
+
+
+def _start(out):
+    args = [sys.executable, "-m", "benchmarks", *TINY, f"--out={out}"]
+    return subprocess.Popen(args, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+
+
+def _wait_for(process, out, pattern, timeout=300.0):
+    deadline = time.monotonic() + timeout
+    while not list((out / "cache").glob(pattern)):
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.monotonic() < deadline, f"no {pattern} after {timeout} s"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    "stop, when",
+    [
+        (signal.SIGINT, "runs/*/*/*.json"),  # training done, likelihood and sampling next
+        (signal.SIGINT, "samples/*/*/*.npz"),  # mid-sampling
+        (signal.SIGKILL, "cells/*/*/*.json"),  # mid-metrics
+    ],
+)
+def test_an_interrupted_run_resumes_to_the_same_results(finished, tmp_path, stop, when):
+    out = tmp_path / "out"
+    process = _start(out)
+    _wait_for(process, out, when)
+    process.send_signal(stop)
+    _, err = process.communicate(timeout=120)
+    err = err.decode()
+    if stop == signal.SIGINT:
+        assert process.returncode == 130, err
+        lines = [line for line in err.splitlines() if line.strip() and "\r" not in line]
+        assert lines[-1].startswith("zoo-bench: interrupted;") and "saved" in lines[-1], err
+        assert "Traceback" not in err
+    else:
+        assert process.returncode == -signal.SIGKILL
+    assert not (out / "summary.json").exists()
+    assert _run(out) == 0
+    pd.testing.assert_frame_equal(_results(out), _results(finished))
