@@ -44,6 +44,7 @@ import jax
 import jax.numpy as jnp
 import lineax
 
+from zoo import _checks
 from zoo.sdes import SDE
 
 __all__ = [
@@ -310,10 +311,7 @@ class AnnealedLangevin(Sampler):
 
 
 def _check_steps(steps) -> None:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-        raise ValueError(
-            f"steps must be an integer >= 2 (grid times, T and t_min included), got {steps!r}"
-        )
+    _checks.check_integer(steps, "steps", minimum=2)  # grid times, T and t_min included
 
 
 def log_snr_grid(sde: SDE, steps: int) -> jax.Array:
@@ -490,8 +488,6 @@ class ProbabilityFlow(Sampler):
     denoise: bool = True
 
     def __post_init__(self):
-        from zoo import _checks  # local import: edits to this file stay inside this class
-
         if not isinstance(self.solver, diffrax.AbstractSolver):
             raise TypeError(f"solver must be a Diffrax solver (e.g. Tsit5()), got {self.solver!r}")
         if self.steps is not None:
@@ -502,8 +498,6 @@ class ProbabilityFlow(Sampler):
         _checks.check_integer(self.trajectory_points, "trajectory_points", minimum=0)
 
     def sample(self, sde, score_fn, key, shape):
-        from zoo import _checks
-
         x = sde.prior_sample(key, shape)
         if self.steps is None:
             controller = diffrax.PIDController(rtol=self.rtol, atol=self.atol)
