@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import sys
 import time
 import warnings
 
@@ -101,7 +102,7 @@ def train_family(
                 optimizer=preset.optimizer(),
                 num_train=NUM_TRAIN,
                 log_every=LOG_EVERY,
-                progress=True,
+                progress=sys.stderr.isatty(),  # no bar in a log file
             )
         state = jax.block_until_ready(state)
         seconds = time.perf_counter() - start
