@@ -149,7 +149,8 @@ def fit(
     log_every: int = 100,
     progress: bool = False,
     state: TrainState | None = None,
-) -> tuple[TrainState, np.ndarray]:
+    keep_at: Sequence[int] | None = None,
+) -> tuple[TrainState, np.ndarray] | tuple[TrainState, np.ndarray, dict[int, Any]]:
     """Train ``len(datasets) * len(seeds)`` runs of ``model`` at once.
 
     ``data``: a toy distribution (its ``train_set(num_train)`` is used), an array
@@ -169,6 +170,17 @@ def fit(
     ``ema_decay``, ``N`` steps and then ``M`` more from the returned (or saved and loaded)
     state give the parameters of ``N + M`` steps in one call, and, when ``log_every`` divides
     ``N``, the same curve.
+
+    ``keep_at``: steps of this call (multiples of ``log_every``, or ``steps`` itself) at which
+    to keep every run's EMA parameters, e.g. ``(1000, 2000, 4000)`` for quality against
+    training steps. With it, ``fit`` returns a third value, ``{step: ema_params}`` in
+    increasing order, each tree with the leading run axis; the state and curve are those of a
+    call without it. Nothing is recompiled: the kept steps are ends of the ``log_every``
+    blocks that are trained anyway, so the parameters kept at step ``N`` are those of a
+    separate ``N``-step call with the same arguments::
+
+        state, curve, kept = zoo.train.fit(model, data, steps=8000, keep_at=(1000, 2000, 4000))
+        params = jax.tree_util.tree_map(lambda a: a[0], kept[2000])  # run 0 at step 2000
     """
     if not isinstance(model, Model):
         raise TypeError(f"model must be a zoo.Model from zoo.transform, got {model!r}")
@@ -179,6 +191,7 @@ def fit(
     if not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"ema_decay must lie in [0, 1), got {ema_decay}")
     seeds = _as_seeds(seeds)
+    keep = () if keep_at is None else _as_keep_steps(keep_at, steps, log_every)
     optimizer = default_optimizer() if optimizer is None else optimizer
     if not isinstance(optimizer, optax.GradientTransformation):
         raise TypeError(
@@ -233,11 +246,14 @@ def fit(
         fresh = jax.eval_shape(jax.vmap(init), run_keys, run_data)
         state = jax.tree_util.tree_map(put, _resumed(state, fresh, num_runs))
     blocks = [log_every] * (steps // log_every) + ([steps % log_every] if steps % log_every else [])
-    curve = []
+    curve, kept, done = [], {}, 0
     bar = _progress(steps, progress, f"train {model.family.__name__} x{num_runs}")
     for length in blocks:
         state, loss = train_block(run_data, state, length)
         curve.append(loss)
+        done += length
+        if done in keep:  # no copy needed: train_block makes new arrays, donates none
+            kept[done] = state.ema_params
         if bar is not None:
             bar.update(length)
             bar.set_postfix(loss=f"{float(jnp.mean(loss)):.4f}")
@@ -255,7 +271,27 @@ def fit(
             DivergenceWarning,
             stacklevel=2,
         )
-    return state, curve
+    if keep_at is None:
+        return state, curve
+    return state, curve, kept
+
+
+def _as_keep_steps(keep_at, steps: int, log_every: int) -> tuple[int, ...]:
+    """``keep_at`` as sorted distinct steps, each the end of one of :func:`fit`'s blocks
+    (a multiple of ``log_every`` or ``steps`` itself), or a clear error."""
+    if isinstance(keep_at, (str, bytes, numbers.Number)) or not hasattr(keep_at, "__iter__"):
+        raise TypeError(f"keep_at must be a sequence of steps, e.g. (1000, 2000), got {keep_at!r}")
+    keep = [check_integer(k, "keep_at") for k in keep_at]
+    if len(set(keep)) != len(keep):
+        raise ValueError(f"keep_at must name distinct steps, got {keep}")
+    for k in keep:
+        if k > steps or (k % log_every and k != steps):
+            raise ValueError(
+                f"keep_at: step {k} is not the end of a training block; keep steps are "
+                f"multiples of log_every={log_every} up to steps={steps}, or steps itself "
+                "(other steps would need other block lengths, each compiled apart)"
+            )
+    return tuple(sorted(keep))
 
 
 def _resumed(state: TrainState, fresh: TrainState, num_runs: int) -> TrainState:
