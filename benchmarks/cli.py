@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 
+import zoo
 from benchmarks import named_samplers
 from benchmarks.profiles import PROFILES, PURPOSES, Config
 from zoo import data
 from zoo.presets import CASE_STUDY_FAMILIES, FAMILIES
 
-__all__ = ["UsageError", "parse"]
+__all__ = ["UsageError", "parse", "parser", "plain"]
 
 CASE_STUDY_DATASETS = ("nine_gaussians",)
 
@@ -23,6 +25,12 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse would print the usage and exit; keep it to one line
         raise UsageError(message)
+
+
+def plain(text: str) -> str:
+    """A docstring's reStructuredText as ``--help`` text: a role such as :func:`zoo.presets.toy`
+    and a double-backquoted literal keep only their text."""
+    return re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text).replace("``", "")
 
 
 def _split(text: str, what: str) -> tuple[str, ...]:
@@ -114,6 +122,7 @@ def parser() -> argparse.ArgumentParser:
         + ". Without a step count a sampler uses every level of a discrete schedule and "
         f"{named_samplers.CONTINUOUS_STEPS} times of a continuous SDE.",
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {zoo.__version__}")
     p.add_argument(
         "--profile",
         choices=sorted(PROFILES),

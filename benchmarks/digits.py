@@ -1,4 +1,5 @@
-"""``python -m benchmarks.digits``: every family on the 8x8 handwritten digits, over a UNet.
+"""``zoo-bench-digits`` (``python -m benchmarks.digits``): every family on the 8x8 handwritten
+digits, over a UNet.
 
 Trains each family's :func:`zoo.presets.digits` configuration (vmapped over seeds), and the
 MNIST write-up's DDPM (``writeup``: :func:`zoo.presets.mnist_writeup`, T = 200), samples
@@ -23,10 +24,12 @@ from pathlib import Path
 import jax
 import numpy as np
 
+import zoo
+from benchmarks.cli import plain
 from zoo import image_metrics, presets, samplers, train
 from zoo.nets import UNet
 
-__all__ = ["main"]
+__all__ = ["main", "parser"]
 
 USAGE_ERROR = 2
 # The MNIST write-up's DDPM as written (T = 200, adam 1e-4), beside the zoo's five families:
@@ -73,61 +76,65 @@ def _seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
-def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = _Parser(
-        prog="python -m benchmarks.digits",
-        description=__doc__.split("\n\n")[1].replace("\n", " "),
-    )
-    parser.add_argument(
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``zoo-bench-digits``."""
+    p = _Parser(prog="zoo-bench-digits", description=plain(__doc__.split("\n\n")[1]))
+    p.add_argument("--version", action="version", version=f"%(prog)s {zoo.__version__}")
+    p.add_argument(
         "--families",
         type=_families,
         default=CHOICES,
         help=f"comma-separated families to train, from {', '.join(CHOICES)}; {WRITEUP} is "
         "zoo.presets.mnist_writeup, the write-up's T=200 DDPM (default: all)",
     )
-    parser.add_argument(
+    p.add_argument(
         "--steps", type=_positive_int, default=2000, help="training steps per run (default 2000)"
     )
-    parser.add_argument(
+    p.add_argument(
         "--seeds",
         type=_seeds,
         default=(0,),
         help="comma-separated training seeds, trained at once (vmapped); results are mean +- "
         "sd over them (default 0)",
     )
-    parser.add_argument(
+    p.add_argument(
         "--samples",
         type=_positive_int,
         default=256,
         help="samples per family, sampler and seed; the floor uses as many held-out digits "
         "(at most all 359), as the Frechet distance depends on the sample size (default 256)",
     )
-    parser.add_argument(
+    p.add_argument(
         "--channels",
         type=_positive_int,
         default=16,
         help="UNet base channels, a multiple of 8 (default 16: CPU-sized; the preset uses 32)",
     )
-    parser.add_argument(
+    p.add_argument(
         "--bpd-images",
         type=int,
         default=64,
         help="held-out digits whose NLL (bits/dim, probability-flow ODE, 1 Hutchinson probe) is "
         "estimated per family and seed; 0 skips it (default 64)",
     )
-    parser.add_argument(
+    p.add_argument(
         "--out",
         default="results/digits",
         help="output folder for results.csv, results.md, samples.png, denoising.gif "
         "(default results/digits)",
     )
-    args = parser.parse_args(argv)
+    return p
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = parser()
+    args = p.parse_args(argv)
     if args.channels % 8:
-        parser.error(f"--channels must be a multiple of 8 (GroupNorm groups), got {args.channels}")
+        p.error(f"--channels must be a multiple of 8 (GroupNorm groups), got {args.channels}")
     if args.samples < 2:
-        parser.error(f"--samples must be >= 2, got {args.samples}")
+        p.error(f"--samples must be >= 2, got {args.samples}")
     if args.bpd_images < 0:
-        parser.error(f"--bpd-images must be >= 0, got {args.bpd_images}")
+        p.error(f"--bpd-images must be >= 0, got {args.bpd_images}")
     return args
 
 
@@ -289,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parse(argv)
     except UsageError as e:
-        print(f"benchmarks.digits: error: {e}", file=sys.stderr)
+        print(f"zoo-bench-digits: error: {e}", file=sys.stderr)
         return USAGE_ERROR
     from zoo import data as data_lib
 

@@ -1,4 +1,5 @@
-"""``python -m benchmarks.speed``: how fast the zoo trains and samples on this machine.
+"""``zoo-bench-speed`` (``python -m benchmarks.speed``): how fast the zoo trains and samples
+on this machine.
 
 1. Aggregate training steps/s of the fused loop (``lax.scan`` over steps, ``vmap`` over runs)
    for 1, 5 and 25 runs. ``zoo.train.fit`` traces a new step function on every call, so a
@@ -20,9 +21,11 @@ import time
 import jax
 import pandas as pd
 
+import zoo
+from benchmarks.cli import plain
 from zoo import data, presets, samplers, train
 
-__all__ = ["main", "sampling_speed", "training_speed"]
+__all__ = ["main", "parser", "sampling_speed", "training_speed"]
 
 
 def _counts(text: str) -> tuple[int, ...]:
@@ -74,11 +77,15 @@ def sampling_speed(family: str, steps: int, n: int, repeats: int) -> pd.DataFram
     return frame
 
 
-def main(argv: list[str] | None = None) -> None:
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``zoo-bench-speed``; its defaults depend on the backend."""
     on_gpu = jax.default_backend() != "cpu"
     p = argparse.ArgumentParser(
-        prog="python -m benchmarks.speed", description=__doc__.split("\n")[0]
+        prog="zoo-bench-speed",
+        description=plain(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keep the numbered list
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {zoo.__version__}")
     p.add_argument("--family", default="vp", choices=presets.FAMILIES, help="model family (vp)")
     p.add_argument("--runs", type=_counts, default=(1, 5, 25), help="run counts (1,5,25)")
     p.add_argument(
@@ -94,7 +101,11 @@ def main(argv: list[str] | None = None) -> None:
         "--repeats", type=int, default=5 if on_gpu else 3,
         help="timed calls per sampler (5 on a GPU, 3 on a CPU)",
     )  # fmt: skip
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
     # fit's step function is new on every call: only the persistent cache can skip recompiling.
     jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="zoo-speed-"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
