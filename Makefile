@@ -22,3 +22,4 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check zoo benchmarks tests
+	$(VENV)/bin/ruff format --check zoo benchmarks tests
