@@ -207,6 +207,26 @@ class SDE(abc.ABC):
         """Training times: uniform on ``[t_min, T]``."""
         return jax.random.uniform(key, shape, minval=self.t_min, maxval=self.T)
 
+    def likelihood_weight_integral(self) -> jax.Array:
+        """:math:`Z = \\int_{t_{min}}^T g(t)^2/\\sigma_t^2\\,dt = 2(\\lambda_{t_{min}} -
+        \\lambda_T)`, since :math:`g^2/\\sigma^2 = d\\log\\sigma^2/dt - 2f
+        = -2\\,d\\lambda/dt`."""
+        ends = jnp.asarray([self.t_min, self.T], jnp.float32)
+        lam = self.log_snr(ends)
+        return 2.0 * (lam[0] - lam[1])
+
+    def sample_time_by_likelihood_weight(
+        self, key: jax.Array, shape: tuple[int, ...] = ()
+    ) -> jax.Array:
+        """Times with density :math:`p(t) = g(t)^2 / (\\sigma_t^2 Z)` on ``[t_min, T]``: the
+        importance sampler of the likelihood weighting (Song, Durkan, Murray & Ermon 2021).
+        As :math:`g^2/\\sigma^2 = -2\\,d\\lambda/dt`, that is :math:`\\lambda_t` uniform
+        between :math:`\\lambda_T` and :math:`\\lambda_{t_{min}}`, mapped back by
+        :meth:`time_at_log_snr`: one rule for every process."""
+        ends = jnp.asarray([self.T, self.t_min], jnp.float32)
+        low, high = self.log_snr(ends)
+        return self.time_at_log_snr(jax.random.uniform(key, shape, minval=low, maxval=high))
+
 
 def _derivative(fn, t):
     t = jnp.asarray(t, dtype=jnp.result_type(float))
