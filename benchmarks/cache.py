@@ -36,12 +36,14 @@ __all__ = [
     "lock",
     "read_json",
     "read_npz",
+    "read_params",
     "read_piece",
     "read_run",
     "save_run",
     "write_bytes",
     "write_json",
     "write_npz",
+    "write_params",
     "write_piece",
 ]
 
@@ -168,6 +170,30 @@ def read_samples(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
+_PARAM_SEP = "/"
+
+
+def write_params(path: Path, params: dict) -> None:
+    """Haiku parameters ``{module: {name: array}}`` as a checked ``.npz`` piece
+    (:func:`write_samples`), one array per ``module/name``."""
+    arrays = {
+        f"{module}{_PARAM_SEP}{name}": np.asarray(value)
+        for module, leaves in params.items()
+        for name, value in leaves.items()
+    }
+    write_samples(path, **arrays)
+
+
+def read_params(path: Path) -> dict:
+    """The parameters of a piece from :func:`write_params`; :class:`Damaged` unless they
+    match their checksum."""
+    params: dict = {}
+    for key, value in read_samples(path).items():
+        module, name = key.rsplit(_PARAM_SEP, 1)  # module names hold "/" themselves
+        params.setdefault(module, {})[name] = value
+    return params
+
+
 def lock(folder: Path):
     """Hold ``folder`` for this process (an exclusive ``flock`` on ``folder/.lock``, released
     when the returned file is closed or the process ends, however it ends); :class:`Busy`,
@@ -218,6 +244,23 @@ class Cache:
 
     def noise_floor(self, dataset: str, key: str) -> Path:
         return self.root / "noise_floor" / f"{dataset}-{key}.json"
+
+    def snapshot(self, family: str, dataset: str, seed: int, step: int, key: str) -> Path:
+        """The EMA parameters of a run kept at ``step`` of its training call."""
+        return self.root / "snapshots" / family / dataset / f"seed{seed}-step{step}-{key}.npz"
+
+    def step_cell(self, family: str, dataset: str, seed: int, step: int, key: str) -> Path:
+        """The scores of the samples of a snapshot."""
+        return self.root / "steps" / family / dataset / f"seed{seed}-step{step}-{key}.json"
+
+    def oracle(self, dataset: str, seed: int, sampler: str, key: str) -> Path:
+        """The scores of a sampler driven by the exact score: no family in the path, as the
+        cell depends on the process, not on training (``key`` holds the process)."""
+        return self.root / "oracle" / dataset / f"seed{seed}-{sampler}-{key}.json"
+
+    def score_error(self, family: str, dataset: str, seed: int, key: str) -> Path:
+        """A trained run's score error against the exact score, per noise level."""
+        return self.root / "score_error" / family / dataset / f"seed{seed}-{key}.json"
 
     def fetch(self, path: Path, reader: Callable[[Path], object]):
         """``reader(path)``, or ``None`` when the piece is missing or fails its check; a

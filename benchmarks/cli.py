@@ -8,7 +8,7 @@ import dataclasses
 import re
 
 import zoo
-from benchmarks import named_samplers
+from benchmarks import named_samplers, training
 from benchmarks.profiles import PROFILES, PURPOSES, Config
 from zoo import data
 from zoo.presets import CASE_STUDY_FAMILIES, FAMILIES
@@ -100,6 +100,18 @@ def _budgets(text: str) -> tuple[int, ...]:
     return budgets
 
 
+def _keep_steps(text: str) -> str | tuple[int, ...]:
+    if text.strip() == "geometric":
+        return "geometric"
+    try:
+        kept = tuple(int(k) for k in _split(text, "keep step"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected 'geometric' or training steps like 1000,2000,4000, got {text!r}"
+        ) from None
+    return kept
+
+
 def _describe(c: Config) -> str:
     return (
         f"{c.profile} ({PURPOSES[c.profile]}): families {', '.join(c.families)}; datasets "
@@ -183,6 +195,25 @@ def parser() -> argparse.ArgumentParser:
         help="toy: the zoo's defaults per family (default); case_study: the write-up's "
         "settings (zoo.presets.case_study; families ddpm, ncsn, subvp on nine_gaussians)",
     )
+    p.add_argument(
+        "--keep-steps",
+        type=_keep_steps,
+        metavar="LIST",
+        help="quality per training step: keep each run's EMA parameters at these steps of its "
+        "one training call and score the first of --samplers on each: 'geometric' (1000, "
+        "2000, 4000, ... below --steps, and --steps) or a list of multiples of "
+        f"{training.LOG_EVERY}; writes steps.csv, steps.md and steps_<dataset>.png",
+    )
+    p.add_argument(
+        "--oracle",
+        action="store_true",
+        default=None,
+        help="the error split, on datasets with an exact score of the noised data (the "
+        "Gaussian mixtures): also run every cell's sampler with the exact score (same key "
+        "and process; oracle_* columns, dashed lines in nfe_<dataset>.png), and measure each "
+        "run's score error against it per noise level (score_error.csv and "
+        "score_error_<dataset>.png)",
+    )
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<profile>)")
     p.add_argument(
         "--no-figures", dest="figures", action="store_false", default=None, help="skip the figures"
@@ -195,6 +226,7 @@ def parse(argv: list[str] | None = None) -> Config:
     args = vars(parser().parse_args(argv))
     profile = PROFILES[args.pop("profile")]
     overrides = {k: v for k, v in args.items() if v is not None}
+    keep = overrides.pop("keep_steps", None)
     if "out" in overrides and not overrides["out"].strip():
         raise UsageError("--out must name a folder, got an empty string")
     if overrides.get("presets") == "case_study":
@@ -210,4 +242,10 @@ def parse(argv: list[str] | None = None) -> Config:
                 f"--presets case_study is for {CASE_STUDY_DATASETS[0]} only, "
                 f"got {', '.join(overrides['datasets'])}"
             )
-    return dataclasses.replace(profile, **overrides)
+    config = dataclasses.replace(profile, **overrides)
+    if keep is None:
+        return config
+    try:
+        return dataclasses.replace(config, keep_steps=training.keep_steps(keep, config.steps))
+    except ValueError as e:
+        raise UsageError(f"--keep-steps: {e}") from None

@@ -19,14 +19,21 @@ from zoo import data as data_lib
 from zoo import metrics
 
 __all__ = [
+    "FAR",
     "METRICS",
+    "QUICK_METRICS",
     "describe",
+    "failure",
     "likelihood",
     "likelihood_fn",
     "likelihood_settings",
     "noise_floor",
+    "quick_quality",
+    "quick_settings",
     "reference",
+    "sample_key",
     "sample_quality",
+    "sample_status",
     "settings",
 ]
 
@@ -46,7 +53,11 @@ METRICS = {
     "recall": ("recall", "higher"),
 }
 
+#: the metrics of :func:`quick_quality`: the cheap ones, for the cells beside the main table
+QUICK_METRICS = ("sliced_w2", "energy", "high_quality", "modes_covered", "mode_kl")
+
 REFERENCE_SEED, HELDOUT_SEED, FLOOR_SEED, METRIC_SEED = 1001, 1002, 1003, 1004
+SAMPLE_STREAM = 1  # sampling keys are fold_in(PRNGKey(seed), SAMPLE_STREAM)
 FLOOR_REPEATS = 5
 W2_POINTS = 2_000  # exact W2 (network simplex, cubic time) on the first points of each sample
 PERMUTATIONS = 200
@@ -70,6 +81,11 @@ def settings(config: Config) -> dict:
         "bandwidths": metrics.DEFAULT_BANDWIDTHS,
         "seeds": (REFERENCE_SEED, FLOOR_SEED, METRIC_SEED),
     }
+
+
+def quick_settings(config: Config) -> dict:
+    """Everything :func:`quick_quality`'s scores depend on besides the samples."""
+    return {"num_samples": config.num_samples, "seeds": (REFERENCE_SEED, METRIC_SEED)}
 
 
 def describe(config: Config) -> str:
@@ -97,20 +113,63 @@ def _heldout(toy: data_lib.Toy, config: Config, replica: int = 0) -> jax.Array:
     return toy.sample(key, (config.num_nll,))
 
 
+def sample_key(seed: int) -> jax.Array:
+    """The key every sampler of a seed's cells draws with (learned, exact score, or kept
+    during training alike: their differences are paired)."""
+    return jax.random.fold_in(jax.random.PRNGKey(seed), SAMPLE_STREAM)
+
+
+def failure(error: jax.errors.JaxRuntimeError) -> str:
+    """A solver's runtime error (e.g. Diffrax's max_steps) as a one-line status."""
+    text = str(error)
+    if "maximum number of solver steps" in text:
+        return "failed: the ODE solver reached max_steps"
+    return "failed: " + text.strip().splitlines()[0][:200]
+
+
+#: samples this many times the data's radius away from the origin mark a diverged cell
+FAR = 100.0
+
+
+def sample_status(x: np.ndarray, reference: np.ndarray) -> str:
+    """``"ok"``, or why samples ``x`` cannot be scored: non-finite values, or points beyond
+    ``FAR`` times the largest norm of the true ``reference`` sample (one such point would
+    dominate every distance in the table)."""
+    flat = x.reshape(len(x), -1)
+    bad = int(np.sum(~np.all(np.isfinite(flat), axis=-1)))
+    if bad:
+        return f"diverged: NaN samples ({bad} of {len(x)})"
+    radius = float(np.max(np.linalg.norm(reference.reshape(len(reference), -1), axis=-1)))
+    far = int(np.sum(np.linalg.norm(flat, axis=-1) > FAR * radius))
+    if far:
+        return f"diverged: {far} of {len(x)} samples beyond {FAR:g}x the data's radius"
+    return "ok"
+
+
 def sample_quality(x: np.ndarray, toy: data_lib.Toy, config: Config) -> dict[str, float]:
     """Every sample metric of finite samples ``x`` against the reference of ``toy``."""
     y = reference(toy, config)
-    key_sliced, key_mmd = jax.random.split(jax.random.PRNGKey(METRIC_SEED))
+    _, key_mmd = jax.random.split(jax.random.PRNGKey(METRIC_SEED))
     mmd2, mmd_p = metrics.mmd_test(x, y, key_mmd, PERMUTATIONS)
     precision, recall = metrics.precision_recall(y, x, NEIGHBOURS)
     values = {
         "w2": metrics.wasserstein2(x[:W2_POINTS], y[:W2_POINTS]),
-        "sliced_w2": metrics.sliced_w2(x, y, key_sliced),
         "mmd2": mmd2,
         "mmd_p": mmd_p,
-        "energy": metrics.energy_distance(x, y),
         "precision": precision,
         "recall": recall,
+    }
+    return {**quick_quality(x, toy, config), **{k: float(v) for k, v in values.items()}}
+
+
+def quick_quality(x: np.ndarray, toy: data_lib.Toy, config: Config) -> dict[str, float]:
+    """The cheap metrics of :func:`sample_quality` (:data:`QUICK_METRICS`; the mode metrics
+    for Gaussian mixtures only), the same numbers it gives for ``x``."""
+    y = reference(toy, config)
+    key_sliced, _ = jax.random.split(jax.random.PRNGKey(METRIC_SEED))
+    values = {
+        "sliced_w2": metrics.sliced_w2(x, y, key_sliced),
+        "energy": metrics.energy_distance(x, y),
     }
     if isinstance(toy, data_lib.GaussianMixture):
         modes = metrics.mode_metrics(x, toy.means, toy.scales, toy.weights)

@@ -1,4 +1,5 @@
-"""Seaborn figures of a benchmark: sample densities, loss curves, and NFE against quality."""
+"""Seaborn figures of a benchmark: sample densities, loss curves, NFE against quality, quality
+against training steps, and the learned score's error against the exact score."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import seaborn as sns
 
 from benchmarks.evaluation import METRICS
 
-__all__ = ["densities", "loss_curves", "nfe_quality", "nfe_sweep"]
+__all__ = ["densities", "loss_curves", "nfe_quality", "nfe_sweep", "score_error", "steps"]
 
 
 def _limits(x: np.ndarray) -> list[tuple[float, float]]:
@@ -96,18 +97,75 @@ def nfe_quality(path: Path, rows: list[dict], floors: list[dict], metric: str) -
 def nfe_sweep(path: Path, frame: pd.DataFrame, dataset: str, label: str) -> None:
     """Quality per NFE on one dataset: ``ratio`` (a metric over its noise floor, named by
     ``label``) against NFE on a log axis, one panel per family, one line per sampler kind
-    (mean and sd over seeds); the dashed line at 1 is the floor. ``frame``: the ``ok`` rows
-    of the dataset with columns family, kind, nfe, ratio."""
+    (mean and sd over seeds); the gray dashed line at 1 is the floor. ``frame``: the ``ok``
+    rows of the dataset with columns family, kind, nfe, ratio and, optionally,
+    ``oracle_ratio``: the same sampler with the exact score, drawn dashed with open markers
+    in the kind's colour (mean over seeds)."""
     if frame.empty:
         return
+    kinds = list(dict.fromkeys(frame.kind))
+    palette = dict(zip(kinds, sns.color_palette(n_colors=len(kinds)), strict=True))
     grid = sns.relplot(
         data=frame, x="nfe", y="ratio", hue="kind", style="kind", col="family", kind="line",
-        markers=True, dashes=False, errorbar="sd", height=2.6, aspect=1.0,
+        markers=True, dashes=False, errorbar="sd", height=2.6, aspect=1.0, palette=palette,
         col_wrap=min(5, frame.family.nunique()), facet_kws={"sharey": True},
     )  # fmt: skip
     for ax in grid.axes.flat:
         ax.axhline(1.0, color="gray", linestyle="--", linewidth=1)
+    exact = frame.dropna(subset=["oracle_ratio"]) if "oracle_ratio" in frame else frame[:0]
+    for (family, kind), group in exact.groupby(["family", "kind"], sort=False):
+        means = group.groupby("nfe").oracle_ratio.mean()
+        grid.axes_dict[family].plot(
+            means.index, means.values, color=palette[kind], linestyle="--", marker="o",
+            fillstyle="none", markersize=5, linewidth=1,
+        )  # fmt: skip
     grid.set(xscale="log", yscale="log", xlabel="NFE", ylabel=label)
-    grid.figure.suptitle(dataset, y=1.02)
+    note = "\ndashed, open markers: the same sampler with the exact score" if len(exact) else ""
+    grid.figure.suptitle(dataset + note, y=1.02)
     grid.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(grid.figure)
+
+
+def steps(path: Path, frame: pd.DataFrame, dataset: str, label: str, sampler: str) -> None:
+    """Quality against training steps on one dataset: ``ratio`` (a metric over its noise
+    floor, named by ``label``) against the step on a log axis, one line per family (mean and
+    sd over seeds); the dashed line at 1 is the floor. ``frame``: the ``ok`` rows of the
+    dataset with columns family, step, ratio; ``sampler`` names the sampler scored."""
+    if frame.empty:
+        return
+    fig, ax = plt.subplots(figsize=(5.0, 3.4))
+    sns.lineplot(
+        data=frame, x="step", y="ratio", hue="family", style="family", markers=True,
+        dashes=False, errorbar="sd", ax=ax,
+    )  # fmt: skip
+    ax.axhline(1.0, color="gray", linestyle="--", linewidth=1)
+    ax.set(xscale="log", yscale="log", xlabel="training steps", ylabel=label)
+    ax.set_title(f"{dataset}: quality per training step ({sampler})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def score_error(path: Path, frame: pd.DataFrame, dataset: str) -> None:
+    """The learned score's error against the exact score on one dataset (a Gaussian
+    mixture: no other dataset has an exact score), against the scaled noise level
+    sigma_t / alpha_t on log axes, one line per family (mean and sd over seeds). ``frame``:
+    the rows of :func:`benchmarks.oracle.score_errors` for the dataset."""
+    if frame.empty:
+        return
+    fig, ax = plt.subplots(figsize=(5.0, 3.4))
+    sns.lineplot(
+        data=frame, x="noise", y="score_error", hue="family", style="family", markers=True,
+        dashes=False, errorbar="sd", ax=ax,
+    )  # fmt: skip
+    ax.set(
+        xscale="log", yscale="log", xlabel=r"scaled noise level $\sigma_t / \alpha_t$",
+        ylabel=r"$\sigma_t^2\, E\|s_\theta - \nabla \log p_t\|^2$",
+    )  # fmt: skip
+    ax.set_title(
+        f"{dataset}: the learned score's error\n(an exact score: Gaussian mixtures only)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

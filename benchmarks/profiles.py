@@ -27,6 +27,12 @@ class Config:
     ``rtol = atol = nll_tol``. ``presets``: ``"toy"`` (the zoo's defaults,
     :func:`zoo.presets.toy`) or ``"case_study"`` (the write-up's settings,
     :func:`zoo.presets.case_study`: DDPM, NCSN and sub-VP on nine Gaussians only).
+
+    ``keep_steps``: training steps at which each run's EMA parameters are kept (from the
+    same training call) and scored with the first of ``samplers`` (:mod:`benchmarks.steps`).
+    ``oracle``: on datasets with an exact score, also run every cell's sampler with the
+    exact score and measure each run's score error (:mod:`benchmarks.oracle`). Both are off
+    in every profile.
     """
 
     profile: str
@@ -43,6 +49,8 @@ class Config:
     presets: str = "toy"
     sweep: tuple[str, ...] = ()
     nfe: tuple[int, ...] = ()
+    keep_steps: tuple[int, ...] = ()
+    oracle: bool = False
 
     @property
     def sampler_names(self) -> tuple[str, ...]:

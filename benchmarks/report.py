@@ -1,5 +1,6 @@
 """The files a finished benchmark leaves beside ``results.csv``: ``results.md``,
-``noise_floor.csv``, ``losses.csv``, ``summary.json`` and the figures."""
+``noise_floor.csv``, ``losses.csv``, ``summary.json`` and the figures; with kept training
+steps ``steps.csv`` and ``steps.md``, with the oracle ``score_error.csv``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import jax
 import pandas as pd
 
 import zoo
-from benchmarks import cache, evaluation, figures, tables
+from benchmarks import cache, evaluation, figures, oracle, steps, tables
 from benchmarks.profiles import Config
 from benchmarks.runner import Outcome
 
@@ -34,8 +35,34 @@ def _machine() -> dict:
     }
 
 
-REPORTS = ("results.csv", "results.md", "nfe.md", "noise_floor.csv", "losses.csv")
-FIGURES = ("samples.png", "losses.png", "nfe_quality.png", "nfe_*.png")
+REPORTS = (
+    "results.csv",
+    "results.md",
+    "nfe.md",
+    "noise_floor.csv",
+    "losses.csv",
+    "steps.csv",
+    "steps.md",
+    "score_error.csv",
+)
+FIGURES = (
+    "samples.png",
+    "losses.png",
+    "nfe_quality.png",
+    "nfe_*.png",
+    "steps_*.png",
+    "score_error_*.png",
+)
+#: the metrics of steps.md (ratios to the floor); the figure shows the first
+STEP_METRICS = ("sliced_w2", "energy", "mode_kl")
+ORACLE_NOTE = (
+    "Exact-score columns (--oracle; datasets with an exact score of the noised data, the "
+    "Gaussian mixtures): the same sampler, key and process driven by the exact score "
+    "instead of the network. Their excess over the noise floor is the sampler's "
+    "discretisation error; the rest of the learned cell's excess is the score-learning "
+    "error. score_error.csv holds each run's sigma_t^2 E||s_theta - grad log p_t||^2 per "
+    "scaled noise level sigma_t / alpha_t."
+)
 
 
 def config_id(config: Config) -> str:
@@ -79,6 +106,7 @@ def write(config: Config, outcome: Outcome, start: float, command: str) -> str:
         "counts them; notes say what happened to the others); bold marks the best mean. "
         "NFE: score evaluations per sample; sample s: one compiled call, jit excluded; train s: "
         "the fused fit call that trained all runs of a family together, jit included.\n\n"
+        + (f"{ORACLE_NOTE}\n\n" if config.oracle else "")
     )
     cache.write_bytes(out / "results.md", (header + text).encode())
     for name, rows in (("noise_floor.csv", outcome.floors), ("losses.csv", outcome.curves)):
@@ -98,11 +126,21 @@ def write(config: Config, outcome: Outcome, start: float, command: str) -> str:
             "is each family's own sampler at its own NFE.\n\n"
         )
         cache.write_bytes(out / "nfe.md", (nfe_header + tables.nfe_markdown(sweep, label)).encode())
+    if config.keep_steps:
+        _steps(config, outcome, out, stamp)
+    if config.oracle:
+        columns = oracle.SCORE_ERROR_COLUMNS
+        frame = pd.DataFrame(outcome.score_errors, columns=columns).assign(config=stamp)
+        cache.write_bytes(out / "score_error.csv", frame.to_csv(index=False).encode())
     if config.figures:
         _figures(config, outcome, out)
         if config.nfe:
             for dataset, frame in sweep.groupby("dataset", sort=False):
                 figures.nfe_sweep(out / f"nfe_{dataset}.png", frame, dataset, label)
+        if config.oracle and outcome.score_errors:
+            errors = pd.DataFrame(outcome.score_errors)
+            for dataset, frame in errors.groupby("dataset", sort=False):
+                figures.score_error(out / f"score_error_{dataset}.png", frame, dataset)
     summary = {
         "config": dataclasses.asdict(config),
         "config_id": stamp,
@@ -119,6 +157,35 @@ def write(config: Config, outcome: Outcome, start: float, command: str) -> str:
     }
     cache.write_json(out / "summary.json", summary)  # last: its presence says the set is whole
     return tables.markdown(outcome.rows, outcome.floors, tables.PRINTED, outcome.entropies)
+
+
+def _steps(config: Config, outcome: Outcome, out: Path, stamp: str) -> None:
+    """steps.csv (every kept step's row), steps.md (each metric over its floor per family and
+    step) and one figure per dataset."""
+    frame = pd.DataFrame(outcome.steps, columns=steps.COLUMNS).assign(config=stamp)
+    cache.write_bytes(out / "steps.csv", frame.to_csv(index=False).encode())
+    per_step = {
+        f"{evaluation.METRICS[m][0]} / floor": tables.quality_per_step(
+            outcome.steps, outcome.floors, m
+        )
+        for m in STEP_METRICS
+    }
+    sampler, last = config.samplers[0], config.steps in config.keep_steps
+    header = (
+        f"# Quality per training step\n\nConfig {stamp}. Each run's EMA parameters kept at "
+        f"steps {', '.join(f'{k:,}' for k in config.keep_steps)} of its one training call, "
+        f"sampled with {sampler!r} from the key of its other cells ({config.num_samples:,} "
+        "samples). Each entry is the mean ± sd over seeds of the metric divided by the mean "
+        "of the dataset's noise floor (1 is the floor; mode KL for Gaussian mixtures only)."
+        + (" The last step is the final model of results.md." if last else "")
+        + "\n\n"
+    )
+    text = tables.steps_markdown(per_step)
+    cache.write_bytes(out / "steps.md", (header + text).encode())
+    if config.figures:
+        label, first = next(iter(per_step.items()))
+        for dataset, group in first.groupby("dataset", sort=False):
+            figures.steps(out / f"steps_{dataset}.png", group, dataset, label, sampler)
 
 
 def _figures(config: Config, outcome: Outcome, out: Path) -> None:

@@ -1,5 +1,7 @@
 """The run matrix: plan every cell (family x dataset x seed x sampler) with its cache key, then
-per family train the runs, compute their likelihoods, sample and score the unfinished cells.
+per family train the runs, compute their likelihoods, sample and score the unfinished cells;
+with ``keep_steps``, score the parameters kept during training (:mod:`benchmarks.steps`), and
+with ``oracle``, the same samplers driven by the exact score (:mod:`benchmarks.oracle`).
 
 Every finished cell is written to the cache at once and ``results.csv`` is rewritten after
 it, so a killed benchmark loses at most the cell in progress.
@@ -8,6 +10,7 @@ it, so a killed benchmark loses at most the cell in progress.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from pathlib import Path
 
@@ -16,14 +19,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import zoo
-from benchmarks import cache, evaluation, named_samplers, tables, training
+from benchmarks import cache, evaluation, named_samplers, oracle, steps, tables, training
+from benchmarks.evaluation import FAR, SAMPLE_STREAM, failure, sample_status
 from benchmarks.profiles import Config
 from zoo import data as data_lib
 from zoo import presets
 
-__all__ = ["Cell", "Outcome", "run"]
-
-SAMPLE_STREAM = 1  # sampling keys are fold_in(PRNGKey(seed), SAMPLE_STREAM)
+__all__ = ["FAR", "SAMPLE_STREAM", "Cell", "Outcome", "run", "sample_status"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,15 +53,18 @@ class Cell:
 
 @dataclasses.dataclass
 class Outcome:
-    """What a benchmark produced: rows in matrix order, noise-floor rows, a line on each
-    dataset's entropy, loss curves, the sample files for the figures, and how much was
-    computed rather than found in the cache."""
+    """What a benchmark produced: rows in matrix order (with the oracle columns when asked
+    for), noise-floor rows, a line on each dataset's entropy, loss curves, the sample files
+    for the figures, the rows of the kept training steps and of the score errors, and how
+    much was computed rather than found in the cache."""
 
     rows: list[dict]
     floors: list[dict]
     entropies: dict[str, str]
     curves: list[dict]
     samples: dict[tuple[str, str], np.ndarray]
+    steps: list[dict] = dataclasses.field(default_factory=list)
+    score_errors: list[dict] = dataclasses.field(default_factory=list)
     trained: int = 0
     computed: int = 0
     reused: int = 0
@@ -113,33 +118,6 @@ def _training_values(run: training.Run) -> dict:
     return {"train_s": run.train_s, "train_runs": run.train_runs}
 
 
-#: samples this many times the data's radius away from the origin mark a diverged cell
-FAR = 100.0
-
-
-def sample_status(x: np.ndarray, reference: np.ndarray) -> str:
-    """``"ok"``, or why samples ``x`` cannot be scored: non-finite values, or points beyond
-    ``FAR`` times the largest norm of the true ``reference`` sample (one such point would
-    dominate every distance in the table)."""
-    flat = x.reshape(len(x), -1)
-    bad = int(np.sum(~np.all(np.isfinite(flat), axis=-1)))
-    if bad:
-        return f"diverged: NaN samples ({bad} of {len(x)})"
-    radius = float(np.max(np.linalg.norm(reference.reshape(len(reference), -1), axis=-1)))
-    far = int(np.sum(np.linalg.norm(flat, axis=-1) > FAR * radius))
-    if far:
-        return f"diverged: {far} of {len(x)} samples beyond {FAR:g}x the data's radius"
-    return "ok"
-
-
-def _failure(error: jax.errors.JaxRuntimeError) -> str:
-    """A solver's runtime error (e.g. Diffrax's max_steps) as a one-line status."""
-    text = str(error)
-    if "maximum number of solver steps" in text:
-        return "failed: the ODE solver reached max_steps"
-    return "failed: " + text.strip().splitlines()[0][:200]
-
-
 def run(config: Config) -> Outcome:
     """Compute what is missing from ``config.out``'s cache and return every row."""
     out = Path(config.out)
@@ -164,10 +142,24 @@ def run(config: Config) -> Outcome:
         tables.write_csv(store.root / "progress.csv", [rows[c] for c in cells if c in rows])
 
     for family, by_dataset in family_presets.items():
+        # Trained (or loaded) once, when a piece of this family first needs the parameters.
+        runs = functools.cache(
+            lambda f=family, b=by_dataset: training.train_family(
+                f, b, config.seeds, config.steps, store, keep_at=config.keep_steps
+            )
+        )
         todo = [c for c in cells if c.family == family and c not in rows]
         if todo:
-            outcome.trained += _family(config, family, by_dataset, todo, store, toys, finish)
-    outcome.rows = [rows[c] for c in cells]
+            _family(config, family, by_dataset, todo, store, toys, finish, runs())
+        if config.keep_steps:
+            outcome.steps.extend(steps.rows(config, family, by_dataset, store, toys, runs))
+        if config.oracle:
+            errors = oracle.score_errors(config, family, by_dataset, store, toys, runs)
+            outcome.score_errors.extend(errors)
+        if runs.cache_info().currsize:
+            outcome.trained += sum(run.fresh for run in runs().values())
+    columns = oracle.columns(config, cells, toys, family_presets, store) if config.oracle else {}
+    outcome.rows = [{**rows[c], **columns.get(c, {})} for c in cells]
     outcome.curves = _curves(config, family_presets, store)
     first = [c for c in cells if c.seed == config.seeds[0] and c.sampler == config.sampler_names[0]]
     outcome.samples = {
@@ -178,10 +170,8 @@ def run(config: Config) -> Outcome:
     return outcome
 
 
-def _family(config, family, by_dataset, todo, store, toys, finish) -> int:
-    """Train (or load) ``family``'s runs and finish its ``todo`` cells; returns the number of
-    runs trained."""
-    runs = training.train_family(family, by_dataset, config.seeds, config.steps, store)
+def _family(config, family, by_dataset, todo, store, toys, finish, runs) -> None:
+    """Finish ``family``'s ``todo`` cells with its trained ``runs``."""
     model = next(iter(by_dataset.values())).model
     ready = []
     for cell in todo:
@@ -206,7 +196,6 @@ def _family(config, family, by_dataset, todo, store, toys, finish) -> int:
         if status == "ok":
             values.update(evaluation.sample_quality(x, toy, config))
         finish(cell, _row(config, cell, status, **values))
-    return sum(run.fresh for run in runs.values())
 
 
 def _likelihoods(config, family, model, runs, wanted, store, toys) -> dict:
@@ -225,7 +214,7 @@ def _likelihoods(config, family, model, runs, wanted, store, toys) -> dict:
             try:
                 values = evaluation.likelihood(fn, run.params, toys[dataset], config)
             except jax.errors.JaxRuntimeError as e:
-                values = {"nll_status": _failure(e)}
+                values = {"nll_status": failure(e)}
             cache.write_piece(path, values, key)
         results[dataset, seed] = values
     return results
@@ -241,7 +230,7 @@ def _sample(config, family, model, runs, cells, store) -> dict:
     todo = [c for c in cells if found[c] is None]
     for cell in tqdm(todo, desc=f"sample {family}", unit="cell", leave=False, disable=None):
         params = runs[cell.dataset, cell.seed].params
-        key = jax.random.fold_in(jax.random.PRNGKey(cell.seed), SAMPLE_STREAM)
+        key = evaluation.sample_key(cell.seed)
         if cell.sampler not in compiled:
             fn = jax.jit(lambda p, k, s=cell.resolved: model.sample(p, k, (config.num_samples,), s))
             compiled[cell.sampler] = fn.lower(params, key).compile()
@@ -249,7 +238,7 @@ def _sample(config, family, model, runs, cells, store) -> dict:
         try:
             out = jax.block_until_ready(compiled[cell.sampler](params, key))
         except jax.errors.JaxRuntimeError as e:
-            found[cell] = _failure(e)
+            found[cell] = failure(e)
             continue
         seconds = time.perf_counter() - start
         arrays = {

@@ -3,6 +3,9 @@ seeds per dataset, the best value in bold, the noise floor beneath).
 
 Only rows with status ``ok`` enter a mean; a group with diverged or failed seeds says so in
 its status column, so a bad run is never averaged in silently.
+
+The oracle columns (:mod:`benchmarks.oracle`) and the tables of quality per training step
+(:mod:`benchmarks.steps`) appear only in runs that ask for them.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks import cache, named_samplers
+from benchmarks import cache, named_samplers, oracle
 from benchmarks.evaluation import METRICS
 
 __all__ = [
@@ -21,6 +24,8 @@ __all__ = [
     "markdown",
     "nfe_markdown",
     "quality_per_nfe",
+    "quality_per_step",
+    "steps_markdown",
     "summary_numbers",
     "write_csv",
 ]
@@ -41,6 +46,9 @@ COLUMNS = [
     "sampler_config",
     "config",
 ]
+#: the oracle columns: not ranked (the exact score is no competitor), labelled after the metric
+ORACLE = {f"oracle_{m}": (f"exact-score {METRICS[m][0]}", None) for m in oracle.METRICS}
+LABELS = {**METRICS, **ORACLE}
 COSTS = {"nfe": ("NFE", ".0f"), "sample_s": ("sample s", ".3g"), "train_s": ("train s", ".3g")}
 INTEGERS = ["seed", "modes_covered", "nll_nfe", "nfe", "train_runs", "steps", "n"]
 #: the columns printed at the end of a run (results.md has them all)
@@ -56,13 +64,22 @@ PRINTED = [
 ]
 
 
+def _columns(rows: list[dict]) -> list[str]:
+    """:data:`COLUMNS`, with the oracle columns after the metrics when a row has them."""
+    if not any("oracle_status" in row for row in rows):
+        return COLUMNS
+    at = COLUMNS.index(list(METRICS)[-1]) + 1
+    return [*COLUMNS[:at], *oracle.COLUMNS, *COLUMNS[at:]]
+
+
 def _frame(rows: list[dict]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame = pd.DataFrame(rows, columns=_columns(rows))
     return frame.astype({c: "Int64" for c in INTEGERS})
 
 
 def write_csv(path: Path, rows: list[dict], stamp: str | None = None) -> None:
-    """``rows`` in :data:`COLUMNS` order; ``stamp`` (the config's id) fills its column."""
+    """``rows`` in :data:`COLUMNS` order (with the oracle columns when the rows have them);
+    ``stamp`` (the config's id) fills its column."""
     frame = _frame(rows).assign(config=stamp)
     cache.write_bytes(path, frame.to_csv(index=False).encode())
 
@@ -96,7 +113,7 @@ def _status(group: pd.DataFrame, label: str, notes: list[str]) -> str:
 
 
 def _best(means: pd.DataFrame, column: str) -> float | None:
-    better = METRICS[column][1]
+    better = LABELS[column][1]
     values = means[column].dropna()
     if better is None or values.empty:
         return None
@@ -111,9 +128,12 @@ def markdown(
 ) -> str:
     """One table per dataset: a row per family and sampler (mean +- sd over the ``ok`` seeds;
     the best mean of each metric in bold), the noise-floor row, and notes on every row that
-    is not ``ok``. ``intro``: a line to print under each dataset's heading."""
-    columns = list(METRICS) if columns is None else columns
+    is not ``ok``. ``intro``: a line to print under each dataset's heading. By default the
+    columns are every metric, and the oracle columns that hold a value."""
     frame, floor_frame = _frame(rows), pd.DataFrame(floors)
+    if columns is None:
+        present = [c for c in ORACLE if c in frame and frame[c].notna().any()]
+        columns = [*METRICS, *present]
     out = io.StringIO()
     for dataset, by_dataset in frame.groupby("dataset", sort=False):
         ok = by_dataset[by_dataset.status == "ok"]
@@ -126,7 +146,7 @@ def markdown(
             for c in columns:
                 text = _cell(good[c])
                 bold = text and best[c] is not None and good[c].mean() == best[c]
-                entry[METRICS[c][0]] = f"**{text}**" if bold else text
+                entry[LABELS[c][0]] = f"**{text}**" if bold else text
             for c, (label, spec) in COSTS.items():
                 entry[label] = _cell(group[c], spec)
             table.append(entry)
@@ -163,7 +183,8 @@ def quality_per_nfe(
 ) -> pd.DataFrame:
     """The ``ok`` cells of the NFE sweep and of each family's default sampler in long form:
     dataset, family, kind, budget (``None`` for the default), seed, nfe and ``ratio``, the
-    cell's ``metric`` over the mean of its noise floor on that dataset."""
+    cell's ``metric`` over the mean of its noise floor on that dataset, and ``oracle_ratio``,
+    the same for the sampler with the exact score (NaN without one)."""
     floor = pd.DataFrame(floors).groupby("dataset")[metric].mean()
     names = {"default": ("default", None)}
     for kind in sweep:
@@ -173,14 +194,18 @@ def quality_per_nfe(
     frame = frame[(frame.status == "ok") & frame.sampler.isin(list(names))].copy()
     frame["kind"] = [names[s][0] for s in frame.sampler]
     frame["budget"] = [names[s][1] for s in frame.sampler]
-    frame["ratio"] = frame[metric].astype(float) / frame.dataset.map(floor).astype(float)
-    return frame[["dataset", "family", "kind", "budget", "seed", "nfe", "ratio"]]
+    floors_here = frame.dataset.map(floor).astype(float)
+    frame["ratio"] = frame[metric].astype(float) / floors_here
+    exact = frame[f"oracle_{metric}"] if f"oracle_{metric}" in frame else float("nan")
+    frame["oracle_ratio"] = pd.Series(exact, index=frame.index, dtype=float) / floors_here
+    return frame[["dataset", "family", "kind", "budget", "seed", "nfe", "ratio", "oracle_ratio"]]
 
 
 def nfe_markdown(frame: pd.DataFrame, label: str) -> str:
     """One table per dataset from :func:`quality_per_nfe`: a row per family and sampler, a
     column per NFE budget, each entry the mean ± sd over seeds of ``label`` (a ratio to the
-    floor: 1 is the floor); the default sampler's entry names its NFE."""
+    floor: 1 is the floor); the default sampler's entry names its NFE. Where the frame has
+    the exact score's ratios, each sampler's row is followed by theirs ("exact score")."""
     out = io.StringIO()
     budgets = sorted(b for b in frame.budget.dropna().unique())
     for dataset, by_dataset in frame.groupby("dataset", sort=False):
@@ -193,6 +218,49 @@ def nfe_markdown(frame: pd.DataFrame, label: str) -> str:
             for budget in budgets:
                 entry[f"~{budget:g}"] = _cell(group[group.budget == budget].ratio, ".2f")
             table.append(entry)
+            if group.oracle_ratio.notna().any():
+                exact = {"family": family, "sampler": f"{kind}, exact score"}
+                if kind == "default":
+                    exact["default"] = _cell(group.oracle_ratio, ".2f")
+                for budget in budgets:
+                    values = group[group.budget == budget].oracle_ratio
+                    exact[f"~{budget:g}"] = _cell(values, ".2f")
+                table.append(exact)
         text = pd.DataFrame(table).fillna("").to_markdown(index=False, disable_numparse=True)
         out.write(f"### {dataset}: {label}\n\n{text}\n\n")
+    return out.getvalue()
+
+
+def quality_per_step(rows: list[dict], floors: list[dict], metric: str) -> pd.DataFrame:
+    """The ``ok`` rows of the kept training steps (:func:`benchmarks.steps.rows`) in long
+    form: dataset, family, step, seed and ``ratio``, the row's ``metric`` over the mean of
+    its noise floor on that dataset."""
+    frame = pd.DataFrame(rows)
+    if frame.empty or metric not in frame:
+        return pd.DataFrame(columns=["dataset", "family", "step", "seed", "ratio"])
+    frame = frame[frame.status == "ok"].copy()
+    floor = pd.DataFrame(floors).groupby("dataset")[metric].mean()
+    frame["ratio"] = frame[metric].astype(float) / frame.dataset.map(floor).astype(float)
+    return frame[["dataset", "family", "step", "seed", "ratio"]]
+
+
+def steps_markdown(frames: dict[str, pd.DataFrame]) -> str:
+    """One table per dataset and metric from :func:`quality_per_step` frames (``label ->
+    frame``): a row per family, a column per kept step, each entry the mean ± sd over seeds
+    of the ratio to the floor."""
+    out = io.StringIO()
+    datasets = list(dict.fromkeys(d for f in frames.values() for d in f.dataset))
+    for dataset in datasets:
+        for label, frame in frames.items():
+            by_dataset = frame[frame.dataset == dataset].dropna(subset=["ratio"])
+            if by_dataset.empty:  # e.g. mode KL on a dataset that has no modes
+                continue
+            table, kept = [], sorted(by_dataset.step.unique())
+            for family, group in by_dataset.groupby("family", sort=False):
+                entry = {"family": family}
+                for step in kept:
+                    entry[f"{step:,}"] = _cell(group[group.step == step].ratio, ".2f")
+                table.append(entry)
+            text = pd.DataFrame(table).fillna("").to_markdown(index=False, disable_numparse=True)
+            out.write(f"### {dataset}: {label}\n\n{text}\n\n")
     return out.getvalue()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import sys
 import time
 import warnings
@@ -16,17 +17,37 @@ import zoo
 from benchmarks import cache
 from zoo import presets
 
-__all__ = ["Run", "model_key", "run_key", "train_family"]
+__all__ = ["Run", "keep_steps", "model_key", "run_key", "snapshot_key", "train_family"]
 
 NUM_TRAIN = 10_000  # training points per dataset (zoo.train.fit's default, stated for the key)
 LOG_EVERY = 100
+FIRST_KEPT = 1_000  # the first step of the geometric set of kept steps
+
+
+def keep_steps(spec: str | tuple[int, ...], steps: int) -> tuple[int, ...]:
+    """The training steps whose EMA parameters are kept and scored: ``"geometric"`` means
+    1,000, 2,000, 4,000, ... below ``steps``, and ``steps``; a tuple names them (multiples
+    of :data:`LOG_EVERY` up to ``steps``, so no training block is cut). ``ValueError`` says
+    what is wrong."""
+    if spec == "geometric":
+        doublings = range(max(0, math.ceil(math.log2(steps / FIRST_KEPT))))
+        return tuple(FIRST_KEPT * 2**k for k in doublings) + (steps,)
+    kept = tuple(sorted(spec))
+    bad = [k for k in kept if k < 1 or k > steps or (k % LOG_EVERY and k != steps)]
+    if bad:
+        raise ValueError(
+            f"keep steps must be multiples of {LOG_EVERY} up to the {steps:,} training steps "
+            f"(or {steps} itself), got {', '.join(map(str, bad))}"
+        )
+    return kept
 
 
 @dataclasses.dataclass(frozen=True)
 class Run:
     """One trained run: its EMA parameters, the wall time of the fused fit call that trained
-    it with ``train_runs`` runs (jit included), ``status``: ``"ok"`` or why it is not, and
-    ``fresh``: trained by this call rather than loaded from the cache."""
+    it with ``train_runs`` runs (jit included), ``status``: ``"ok"`` or why it is not,
+    ``fresh``: trained by this call rather than loaded from the cache, and ``kept``: its EMA
+    parameters at each kept step of that call."""
 
     family: str
     dataset: str
@@ -37,6 +58,7 @@ class Run:
     train_runs: int
     status: str
     fresh: bool
+    kept: dict[int, dict] = dataclasses.field(default_factory=dict)
 
 
 def model_key(model: zoo.Model) -> str:
@@ -71,21 +93,36 @@ def run_key(
     )
 
 
+def snapshot_key(run: str, step: int) -> str:
+    """Hash of the EMA parameters kept at ``step`` of the call that trained run ``run`` (its
+    :func:`run_key`): keeping changes nothing else of the call, so the run's key is all
+    they depend on besides the step."""
+    return cache.digest({"run": run, "kept_at": step})
+
+
 def train_family(
     family: str,
     datasets: dict[str, presets.Preset],
     seeds: tuple[int, ...],
     steps: int,
     store: cache.Cache,
+    keep_at: tuple[int, ...] = (),
 ) -> dict[tuple[str, int], Run]:
     """Every ``(dataset, seed)`` run of ``family`` (``datasets``: its preset per dataset),
-    all trained in one call unless every one is in ``store`` (a group is trained whole, so a
-    run's numbers never depend on which others were missing)."""
+    with its EMA parameters at each of the steps ``keep_at``, all trained in one call unless
+    every one is in ``store`` (a group is trained whole, so a run's numbers never depend on
+    which others were missing)."""
     group = (tuple(datasets), tuple(seeds))
     keys = {(d, s): run_key(p, d, s, steps, group) for d, p in datasets.items() for s in seeds}
     paths = {ds: store.run(family, *ds, key) for ds, key in keys.items()}
     found = {ds: store.fetch(_json(path), cache.read_run) for ds, path in paths.items()}
-    fresh = any(run is None for run in found.values())
+    snapshots = {
+        (ds, step): store.snapshot(family, *ds, step, snapshot_key(key, step))
+        for ds, key in keys.items()
+        for step in keep_at
+    }
+    kept = {where: store.fetch(path, cache.read_params) for where, path in snapshots.items()}
+    fresh = any(run is None for run in found.values()) or any(p is None for p in kept.values())
     if fresh:
         preset = next(iter(datasets.values()))
         if len({model_key(p.model) for p in datasets.values()}) > 1:
@@ -93,7 +130,7 @@ def train_family(
         start = time.perf_counter()
         with warnings.catch_warnings():  # a diverged run is reported in its rows instead
             warnings.simplefilter("ignore", zoo.train.DivergenceWarning)
-            state, curve = zoo.train.fit(
+            state, curve, kept_now = zoo.train.fit(
                 preset.model,
                 [p.data for p in datasets.values()],
                 steps=steps,
@@ -103,20 +140,32 @@ def train_family(
                 num_train=NUM_TRAIN,
                 log_every=LOG_EVERY,
                 progress=sys.stderr.isatty(),  # no bar in a log file
+                keep_at=keep_at,
             )
         state = jax.block_until_ready(state)
         seconds = time.perf_counter() - start
+        # Only missing pieces are written: a run trained again (its kept steps were missing)
+        # is the same run, and the cells already scored keep the file they were scored on.
         for r, ds in enumerate(itertools.product(datasets, seeds)):
-            cache.save_run(
-                paths[ds],
-                jax.tree_util.tree_map(lambda a, r=r: a[r], state),
-                preset.model,
-                curve=curve[r].tolist(),  # one mean loss per LOG_EVERY steps
-                train_s=seconds,
-                train_runs=len(keys),
-            )
-            found[ds] = cache.read_run(paths[ds])
-    return {ds: _run(family, *ds, keys[ds], *found[ds], fresh) for ds in keys}
+            if found[ds] is None:
+                cache.save_run(
+                    paths[ds],
+                    jax.tree_util.tree_map(lambda a, r=r: a[r], state),
+                    preset.model,
+                    curve=curve[r].tolist(),  # one mean loss per LOG_EVERY steps
+                    train_s=seconds,
+                    train_runs=len(keys),
+                )
+                found[ds] = cache.read_run(paths[ds])
+            for step in keep_at:
+                if kept[ds, step] is None:
+                    params = jax.tree_util.tree_map(lambda a, r=r: a[r], kept_now[step])
+                    cache.write_params(snapshots[ds, step], params)
+                    kept[ds, step] = cache.read_params(snapshots[ds, step])
+    runs = {ds: _run(family, *ds, keys[ds], *found[ds], fresh) for ds in keys}
+    for (ds, step), params in kept.items():
+        runs[ds].kept[step] = params
+    return runs
 
 
 def _json(path):
