@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: bench test lint install
 
-$(STAMP): setup.py pyproject.toml
+$(STAMP): setup.py setup.cfg pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'

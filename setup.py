@@ -1,4 +1,4 @@
-"""A shim for tools that still call ``setup.py``; pyproject.toml holds the package's metadata."""
+"""A shim for tools that still call ``setup.py``; setup.cfg holds the package's metadata."""
 
 from setuptools import setup
 
