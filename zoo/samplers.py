@@ -439,7 +439,7 @@ class EDMHeun(Sampler):
             euler = y + (sigma_s - sigma_t) * d
             return y + (sigma_s - sigma_t) * 0.5 * (d + slope(euler, s, sigma_s, alpha_s)), None
 
-        sigma_T, alpha_T = scaled(times[0])
+        _, alpha_T = scaled(times[0])
         y, _ = jax.lax.scan(body, x / alpha_T, (times[:-1], times[1:]))
         _, alpha_min = scaled(times[-1])
         return self._finish(sde, score_fn, alpha_min * y, 2 * (self.steps - 1))
