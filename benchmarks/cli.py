@@ -11,7 +11,7 @@ import zoo
 from benchmarks import named_samplers, training
 from benchmarks.profiles import PROFILES, PURPOSES, Config
 from zoo import data
-from zoo.presets import CASE_STUDY_FAMILIES, FAMILIES
+from zoo.presets import CASE_STUDY_FAMILIES, FAMILIES, LIKELIHOOD_WEIGHTED
 
 __all__ = ["UsageError", "parse", "parser", "plain"]
 
@@ -143,9 +143,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--families",
-        type=_names(FAMILIES, "family"),
+        type=_names(FAMILIES + LIKELIHOOD_WEIGHTED, "family"),
         metavar="LIST",
-        help=f"comma-separated families from {', '.join(FAMILIES)}",
+        help=f"comma-separated families from {', '.join(FAMILIES)}; "
+        f"{', '.join(LIKELIHOOD_WEIGHTED)}: the SDE families trained with the likelihood "
+        "weighting and importance-sampled t",
     )
     p.add_argument(
         "--datasets",

@@ -28,6 +28,7 @@ from zoo.nets import ScoreNet, UNet
 __all__ = [
     "Preset",
     "FAMILIES",
+    "LIKELIHOOD_WEIGHTED",
     "CASE_STUDY_FAMILIES",
     "case_study",
     "toy",
@@ -38,6 +39,9 @@ __all__ = [
 
 FAMILIES = ("ddpm", "ncsn", "vp", "subvp", "ve")
 CASE_STUDY_FAMILIES = ("ddpm", "ncsn", "subvp")
+# The SDE families trained with the likelihood weighting g(t)^2 / sigma_t^2 and t drawn from
+# the density proportional to it (Song, Durkan, Murray & Ermon 2021): "<family>-lw".
+LIKELIHOOD_WEIGHTED = ("vp-lw", "subvp-lw", "ve-lw")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,27 +115,26 @@ def case_study(family: str) -> Preset:
 
 
 def toy(family: str, data: data_lib.Toy | str = "nine_gaussians", steps: int = 128_000) -> Preset:
-    """The zoo's default configuration of ``family`` (one of ``FAMILIES``) for 2-D toy data."""
-    _check_family(family, FAMILIES)
+    """The zoo's default configuration of ``family`` (one of ``FAMILIES``) for 2-D toy data;
+    ``"vp-lw"``, ``"subvp-lw"`` and ``"ve-lw"`` (``LIKELIHOOD_WEIGHTED``) are the same SDE
+    families trained with ``weighting="likelihood", time_sampling="importance"``."""
+    _check_family(family, FAMILIES + LIKELIHOOD_WEIGHTED)
     data = data_lib.get(data) if isinstance(data, str) else data
     net = functools.partial(ScoreNet, dropout=0.0)
-    if family == "ddpm":
+    process, _, variant = family.partition("-")
+    weighting = dict(weighting="likelihood", time_sampling="importance") if variant else {}
+    if process == "ddpm":
         model = transform(models.DDPM, schedule=sdes.ddpm_linear(1e-4, 0.02, 1000), net=net)
         sampler = samplers.Ancestral()
-    elif family == "ncsn":
+    elif process == "ncsn":
         model = transform(models.NCSN, schedule=sdes.ncsn_geometric(10.0, 0.01, 100), net=net)
         # Half the case study's 2e-5: unadjusted Langevin with step h on a Gaussian of variance
         # v settles at variance v / (1 - h / 4v), and here h = step_size * sigma_i^2 / sigma_L^2
         # is 0.1 of each level's noise variance instead of 0.2.
         sampler = samplers.AnnealedLangevin(steps_per_level=100, step_size=1e-5)
-    elif family == "vp":
-        model = transform(models.ScoreSDE, sde=sdes.VP(0.1, 20.0), net=net)
-        sampler = samplers.EulerMaruyama(steps=1000)
-    elif family == "subvp":
-        model = transform(models.ScoreSDE, sde=sdes.SubVP(0.1, 20.0), net=net)
-        sampler = samplers.EulerMaruyama(steps=1000)
     else:
-        model = transform(models.ScoreSDE, sde=sdes.VE(0.01, 10.0), net=net)
+        sde = {"vp": sdes.VP(0.1, 20.0), "subvp": sdes.SubVP(0.1, 20.0), "ve": sdes.VE(0.01, 10.0)}
+        model = transform(models.ScoreSDE, sde=sde[process], net=net, **weighting)
         sampler = samplers.EulerMaruyama(steps=1000)
     return Preset(
         name=f"toy/{family}",
