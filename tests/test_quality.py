@@ -9,7 +9,7 @@ import pytest
 from jax.scipy.stats import norm
 from scipy import stats
 
-from zoo import quality, sdes
+from zoo import metrics, quality, sdes
 
 K = 10  # floor repeats
 TRIALS = 4000
@@ -63,6 +63,9 @@ def test_pooled_test_matches_scipy_student_t():
     test = quality.floor_test(model, floor)
     np.testing.assert_allclose(test.p_value, stats.ttest_ind(model, floor).pvalue, rtol=1e-10)
     np.testing.assert_allclose(test.ratio, model.mean() / floor.mean())
+    # zoo.metrics.noise_floor's summary (mean, sd, repeats) is all the test needs.
+    summary = metrics.NoiseFloor(floor.mean(), floor.std(ddof=1), K)
+    np.testing.assert_allclose(quality.floor_test(model, summary).p_value, test.p_value)
 
 
 @pytest.mark.parametrize(
@@ -144,6 +147,11 @@ def test_quality_table_puts_the_floor_first_and_a_verdict_beside_every_value():
     assert list(table.index) == ["noise floor", "good", "smeared"]
     assert table.loc["smeared", "high quality"] == "0.87 (worse)"
     assert "±" in table.loc["noise floor", "energy"]
+    summary = metrics.NoiseFloor(
+        {m: v.mean() for m, v in floor.items()}, {m: v.std(ddof=1) for m, v in floor.items()}, K
+    )
+    same = quality.floor_tests(values, summary, {"energy": "lower", "high quality": "higher"})
+    np.testing.assert_allclose(same.p_value, tests.p_value)
     with pytest.raises(ValueError, match="floor has no values"):
         quality.floor_tests(values, floor, {"mmd2": "lower"})
 

@@ -38,6 +38,7 @@ import pandas as pd
 from scipy import stats
 
 from zoo import likelihood as likelihood_lib
+from zoo import metrics as metrics_lib
 
 __all__ = [
     "ALPHA",
@@ -94,6 +95,20 @@ def _values(x, name: str, minimum: int, finite: bool = True) -> np.ndarray:
     return v
 
 
+def _floor_stats(floor) -> tuple[float, float, int]:
+    """(mean, sd, count) of floor values, or of a :class:`zoo.metrics.NoiseFloor` of a scalar
+    metric (its mean, sd and repeats are all the test needs)."""
+    if all(hasattr(floor, name) for name in ("mean", "sd", "repeats")) and not isinstance(
+        floor, np.ndarray
+    ):
+        mean, sd, k = float(floor.mean), float(floor.sd), int(floor.repeats)
+        if k < 2 or not (math.isfinite(mean) and math.isfinite(sd)):
+            raise ValueError(f"floor_values must have >= 2 finite repeats, got {floor}")
+        return mean, sd, k
+    f = _values(floor, "floor_values", 2)
+    return float(f.mean()), float(f.std(ddof=1)), f.size
+
+
 def _check(better: str, alpha: float) -> None:
     if better not in _DIRECTIONS:
         raise ValueError(f"better must be 'lower' or 'higher', got {better!r}")
@@ -127,18 +142,18 @@ def floor_test(
     two_sided: bool = True,
 ) -> FloorTest:
     """Whether a model's metric ``values`` (one value, or one per seed) sit at the noise floor
-    given by ``floor_values`` (the metric for >= 2 independent true samples), with Student's
+    given by ``floor_values`` (the metric for >= 2 independent true samples, or the
+    :class:`zoo.metrics.NoiseFloor` of a scalar metric), with Student's
     pooled two-sample t test at level ``alpha`` (module docstring). ``better``: which way the
     metric improves (``"lower"`` for distances and KL, ``"higher"`` for shares). With
     ``two_sided=False`` the test is one-sided towards worse, and nothing is called better.
     """
     _check(better, alpha)
-    f = _values(floor_values, "floor_values", 2)
+    f_mean, f_sd, k = _floor_stats(floor_values)
     m = _values(values, "values", 1, finite=False)
-    f_mean, f_sd = float(f.mean()), float(f.std(ddof=1))
     if not np.all(np.isfinite(m)):
         return FloorTest(FAILED, math.nan, math.nan, f_mean, f_sd, math.nan)
-    a, k = m.size, f.size
+    a = m.size
     pooled = ((a - 1) * (m.var(ddof=1) if a > 1 else 0.0) + (k - 1) * f_sd**2) / (a + k - 2)
     diff = float(m.mean() - f_mean)
     sign = 1.0 if better == "lower" else -1.0
@@ -185,9 +200,9 @@ def compare(
                     "floor_values is required when a or b has a single value: the floor's "
                     "spread is then the noise of one value"
                 )
-            f = _values(floor_values, "floor_values", 2)
-            se = float(f.std(ddof=1)) * math.sqrt(1 / x.size + 1 / y.size)
-            df = f.size - 1
+            _, f_sd, k = _floor_stats(floor_values)
+            se = f_sd * math.sqrt(1 / x.size + 1 / y.size)
+            df = k - 1
     p = _t_test(diff, se, df, True, 1.0)
     return Comparison(_verdict(p, diff, better, alpha, TIE), p, diff)
 
@@ -230,9 +245,14 @@ def floor_tests(
     two_sided: bool = True,
 ) -> pd.DataFrame:
     """:func:`floor_test` for every model and metric: ``values`` model -> metric -> values,
-    ``floor`` metric -> floor values, ``better`` metric -> ``"lower"``/``"higher"`` (the
+    ``floor`` metric -> floor values (or a :class:`zoo.metrics.NoiseFloor` of a dict-valued
+    metric, e.g. ``noise_floor(evaluate, ...)``), ``better`` metric -> ``"lower"``/``"higher"`` (the
     metrics tested). One row per model and metric: ``model``, ``metric``, and the fields of
     :class:`FloorTest`."""
+    if isinstance(floor, metrics_lib.NoiseFloor):
+        floor = {
+            m: metrics_lib.NoiseFloor(floor.mean[m], floor.sd[m], floor.repeats) for m in floor.mean
+        }
     missing = [m for m in better if m not in floor]
     if missing:
         raise ValueError(f"floor has no values for the metrics {missing}")
