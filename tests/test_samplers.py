@@ -110,6 +110,32 @@ def test_function_evaluation_counts():
     )
 
 
+@pytest.mark.parametrize(
+    "solver, first, per_step",
+    [
+        (diffrax.Euler(), 0, 1),
+        (diffrax.Heun(), 0, 2),
+        (diffrax.Tsit5(), 1, 6),
+        (diffrax.Dopri5(), 1, 6),
+    ],
+)
+def test_function_evaluations_counts_the_score_calls_of_a_diffrax_solve(solver, first, per_step):
+    """From the solver's tableau: s stages a step, or 1 + (s - 1) per step when the last stage
+    is the next step's first (Tsit5, Dopri5: s = 7); checked against the calls made."""
+    calls = []
+
+    def score(x, t):
+        jax.debug.callback(lambda: calls.append(1))
+        return -x
+
+    flow = samplers.ProbabilityFlow(solver, steps=11, denoise=False)
+    out = flow.sample(VP, score, jax.random.PRNGKey(0), (4, 2))
+    jax.block_until_ready(out.x)
+    jax.effects_barrier()
+    assert samplers.function_evaluations(solver, 10) == first + 10 * per_step
+    assert len(calls) == int(out.nfe) == first + 10 * per_step
+
+
 MU, S = jnp.array([1.0, -0.5]), jnp.array([0.5, 1.5])
 
 

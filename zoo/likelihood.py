@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from zoo._checks import check_integer, check_solution, is_concrete
-from zoo.samplers import ScoreFn, _function_evaluations
+from zoo.samplers import ScoreFn, function_evaluations
 from zoo.sdes import SDE
 
 __all__ = ["Likelihood", "log_likelihood", "bits_per_dim"]
@@ -139,7 +139,7 @@ def log_likelihood(
         sol, (sol.ys[0][-1], sol.ys[1][-1]), who="log_likelihood", max_steps=max_steps
     )
     prior = jax.vmap(sde.prior_logp)(y_T)
-    nfe = jnp.asarray(_function_evaluations(solver, sol.stats["num_steps"]), jnp.int32)
+    nfe = jnp.asarray(function_evaluations(solver, sol.stats["num_steps"]), jnp.int32)
     return Likelihood(prior + delta, prior, nfe)
 
 
