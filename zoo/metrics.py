@@ -45,7 +45,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import ot
 from jax.typing import ArrayLike
 
 from zoo._checks import is_concrete
@@ -387,6 +386,8 @@ def wasserstein2(
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
         return math.nan
+    import ot  # here, not at the top: only W2 needs POT and the scikit-learn it imports
+
     shift = y.mean(axis=0)
     cost_matrix = ot.dist(x - shift, y - shift, metric="sqeuclidean")
     a = np.full(x.shape[0], 1.0 / x.shape[0])
