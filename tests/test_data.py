@@ -1,8 +1,10 @@
 """Toy datasets against closed forms: moments, densities, diffused marginals and scores."""
 
+import dataclasses
 import functools
 import math
-import time
+import subprocess
+import sys
 
 import distrax
 import jax
@@ -229,30 +231,6 @@ def test_checkerboard_is_uniform_on_eight_squares():
     assert board.entropy_method.startswith("exact")
 
 
-def _two_spirals_mean_square_norm():
-    """E|x|^2 of 2spirals: x = +-arm/3 + 0.1 N, arm = (-n cos n + j1, n sin n + j2),
-    n = 3 pi sqrt(U) (density 2n/c^2 on [0, c]), j ~ U[0, 0.5]."""
-    c = 3 * np.pi
-    cross, _ = scipy.integrate.quad(lambda n: 2 * n**2 * (np.sin(n) - np.cos(n)) / c**2, 0, c)
-    arm = c**2 / 2 + 2 * 0.25 * cross + 2 * (0.25 / 3)
-    return arm / 9 + 2 * 0.1**2
-
-
-# For each set, closed forms of E[x] and E|x|^2 from its generator.
-FFJORD_MOMENTS = {
-    # Upper arc mean (0, 2/pi), lower (1, 1/2 - 2/pi); average (1/2, 1/4), then *2 + (-1, -0.2).
-    "moons": ([0.0, 0.3], None),
-    "rings": ([0.0, 0.0], 9 * (1 + 0.75**2 + 0.5**2 + 0.25**2) / 4 + 2 * 0.08**2),
-    # t uniform on [a, b] = [1.5 pi, 4.5 pi]: E t^2 = (a^2 + ab + b^2)/3; noise N(0, I); / 5.
-    "swissroll": (None, ((1.5**2 + 1.5 * 4.5 + 4.5**2) * np.pi**2 / 3 + 2) / 25),
-    # Rotations keep |f|^2 = (1 + 0.3 z)^2 + (0.1 z')^2; five arms sum to zero.
-    "pinwheel": ([0.0, 0.0], 4 * (1 + 0.3**2 + 0.1**2)),
-    "2spirals": ([0.0, 0.0], _two_spirals_mean_square_norm()),
-    "circles": ([0.0, 0.0], 9 * ((1 + 0.5**2) / 2 + 2 * 0.08**2)),
-    "checkerboard": ([0.0, 0.0], 2 * 16 / 3),  # uniform coordinates on [-4, 4)
-}
-
-
 def _moons_arcs(x):
     """Moons lie within noise of the unit circles centred at (0, 0) and (1, 0.5) (before
     FFJORD's affine map), half on each arc."""
@@ -393,9 +371,28 @@ def test_monte_carlo_entropy_of_one_gaussian():
     assert 0 < gaussian.entropy_stderr < 1e-3
     assert abs(gaussian.entropy() - exact) < 3 * gaussian.entropy_stderr
     assert gaussian.entropy_method.startswith("Monte Carlo, n=")
-    start = time.perf_counter()
-    assert gaussian.entropy() == gaussian.entropy()  # cached
-    assert time.perf_counter() - start < 0.01
+
+
+def test_entropy_is_estimated_once_per_dataset():
+    """``entropy``, ``entropy_stderr`` and ``entropy_method`` of equal datasets share one
+    estimate (they cost seconds each)."""
+    calls = []
+
+    @dataclasses.dataclass(frozen=True)
+    class Counted(data.Toy):
+        scale: float = 1.0
+
+        def _sample(self, key, shape):
+            return self.scale * jax.random.normal(key, (*shape, 2))
+
+        def _estimate_entropy(self):
+            calls.append(self)
+            return data.EntropyEstimate(float(len(calls)), 0.5, "counted")
+
+    toy = Counted(name="counted")
+    assert (toy.entropy(), toy.entropy_stderr, toy.entropy_method) == (1.0, 0.5, "counted")
+    assert Counted(name="counted").entropy() == 1.0 and len(calls) == 1
+    assert Counted(scale=2.0, name="counted").entropy() == 2.0 and len(calls) == 2
 
 
 def test_knn_entropy_of_a_standard_normal():
@@ -438,6 +435,29 @@ def test_names():
         assert data.get(name) is data.get(name)
     with pytest.raises(ValueError, match="valid names: nine_gaussians, gaussians_25"):
         data.get("swiss_roll")
+
+
+def test_get_finds_the_digits_in_zoo_images():
+    from zoo import images
+
+    assert data.get("digits") is images.digits()
+    assert data.digits is images.digits and data.Digits is images.Digits
+    with pytest.raises(ValueError, match="valid names: nine_gaussians.*two_circles, digits"):
+        data.get("mnist")
+    with pytest.raises(AttributeError, match="has no attribute 'mnist'"):
+        data.mnist  # noqa: B018
+
+
+def test_importing_data_does_not_load_distrax():
+    """distrax (and its TensorFlow Probability) loads on the first use of a mixture only."""
+    code = (
+        "import sys, zoo.data\n"
+        "assert 'distrax' not in sys.modules, 'loaded by import zoo.data'\n"
+        "zoo.data.nine_gaussians()\n"
+        "assert 'distrax' in sys.modules, 'not loaded by a mixture'\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
 
 
 def test_bad_input():

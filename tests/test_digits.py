@@ -1,4 +1,4 @@
-"""The digits data, DDIM against ancestral sampling, and the image metrics."""
+"""The digits data (zoo.images), DDIM against ancestral sampling, and the image metrics."""
 
 import functools
 
@@ -6,9 +6,9 @@ import jax
 import numpy as np
 import pytest
 
-from zoo import data, image_metrics, metrics, samplers, sdes
+from zoo import data, image_metrics, images, metrics, samplers, sdes
 
-DIGITS = data.digits()
+DIGITS = images.digits()
 
 
 def test_digits_shapes_range_and_labels():
@@ -30,10 +30,10 @@ def test_split_is_a_partition_fixed_by_the_seed():
         return sorted(map(tuple, np.asarray(values).reshape(len(values), -1).tolist()))
 
     split = np.concatenate([DIGITS.train_images(), DIGITS.test_set()])
-    grey = np.rint((split + 1.0) * data.DIGITS_LEVELS / 2 - 0.5).astype(int)
+    grey = np.rint((split + 1.0) * images.DIGITS_LEVELS / 2 - 0.5).astype(int)
     assert rows(grey) == rows(load_digits().images.astype(int))
-    np.testing.assert_array_equal(data.digits(seed=0).test_set(), DIGITS.test_set())
-    assert not np.array_equal(data.digits(seed=1).test_set(), DIGITS.test_set())
+    np.testing.assert_array_equal(images.digits(seed=0).test_set(), DIGITS.test_set())
+    assert not np.array_equal(images.digits(seed=1).test_set(), DIGITS.test_set())
 
 
 def test_dequantisation_stays_within_one_grey_level():
@@ -42,15 +42,41 @@ def test_dequantisation_stays_within_one_grey_level():
     half_bin = DIGITS.bin_width / 2
     assert np.all(np.abs(noisy - centres) <= half_bin + 1e-6)
     assert np.std(noisy - centres) > 0.2 * half_bin  # noise is really there
-    plain = data.digits(dequantize=False)
+    plain = images.digits(dequantize=False)
     np.testing.assert_array_equal(plain.train_set(plain.num_train), centres)
+    # A key dequantises the training and test images alike, each within its own bin.
+    for exact, key in ((DIGITS.train_images, 1), (DIGITS.test_set, 2)):
+        noisy = np.asarray(exact(jax.random.PRNGKey(key)))
+        assert np.all(np.abs(noisy - np.asarray(exact())) <= half_bin + 1e-6)
+        assert not np.array_equal(noisy, exact())
+    np.testing.assert_array_equal(plain.train_images(jax.random.PRNGKey(1)), centres)
 
 
-def test_digits_has_no_density():
-    with pytest.raises(NotImplementedError, match="no closed-form density"):
-        DIGITS.log_prob(DIGITS.test_set())
+def test_grey_levels_map_to_the_centres_of_equal_bins_of_minus_one_to_one():
+    k = images.DIGITS_LEVELS
+    centres = np.asarray(images.from_grey_levels(np.arange(k)))
+    np.testing.assert_allclose(centres, -1 + (2 * np.arange(k) + 1) / k, atol=1e-6)
+    np.testing.assert_allclose(np.diff(centres), DIGITS.bin_width, rtol=1e-5)
+    # Dequantised values fill each bin [2v/K - 1, 2(v + 1)/K - 1) uniformly.
+    v = np.repeat(np.arange(k), 4000)
+    x = np.asarray(images.from_grey_levels(v, jax.random.PRNGKey(3)))
+    u = (x + 1) * k / 2 - v  # the offset in the bin, U[0, 1)
+    assert u.min() >= 0 and u.max() < 1
+    assert abs(u.mean() - 0.5) < 5 * np.sqrt(1 / 12 / len(u))
+
+
+def test_bad_digits_input_is_named():
     with pytest.raises(ValueError, match=r"test_fraction must lie in \(0, 1\)"):
-        data.Digits(test_fraction=1.0)
+        images.Digits(test_fraction=1.0)
+    with pytest.raises(ValueError, match="seed must be an int"):
+        images.Digits(seed=0.5)
+    for n in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="n must be a positive int"):
+            DIGITS.train_set(n)
+    with pytest.raises(ValueError, match="shape must be a tuple of non-negative ints"):
+        DIGITS.sample(jax.random.PRNGKey(0), (-1,))
+    with pytest.raises(ValueError, match="unknown image dataset 'mnist'"):
+        images.get("mnist")
 
 
 def test_ddim_with_eta_one_samples_like_ancestral_in_distribution():

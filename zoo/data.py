@@ -1,10 +1,13 @@
 r"""Toy distributions in 2-D, with what is known about them exactly.
 
-Every dataset is a :class:`Toy`: ``sample(key, shape)`` draws ``[*shape, 2]`` float32 points
-in pure JAX (jit- and vmap-friendly), ``train_set(n)`` draws the training set from the
-dataset's own fixed seed, ``log_prob(x)`` is the exact log density where one exists, and
-``entropy()`` is the differential entropy in nats, with ``entropy_method`` saying how it was
-obtained (exact, Monte Carlo, or a nearest-neighbour estimate).
+Every dataset here is a :class:`Toy`: ``sample(key, shape)`` draws ``[*shape, 2]`` float32
+points in pure JAX (jit- and vmap-friendly), ``train_set(n)`` is the training set of ``n``
+points (drawn with the dataset's own fixed seed ``train_seed``; the finite set
+:class:`Empirical` repeats its points in order instead), ``log_prob(x)`` is the exact log
+density where one exists (it raises otherwise), and ``entropy()`` is the differential entropy
+in nats, with ``entropy_method`` saying how it was obtained (exact, Monte Carlo, a
+nearest-neighbour estimate, or undefined for a discrete distribution) and ``entropy_stderr``
+its standard error. Images (the 8x8 digits) are in :mod:`zoo.images`.
 
 **Gaussian mixtures** (:class:`GaussianMixture`) are the case where everything is exact.
 With weights :math:`w_k`, means :math:`\mu_k` and diagonal stds :math:`s_k`,
@@ -26,12 +29,13 @@ whose score (the "oracle" a trained network approximates) is
     r_k(x) = \mathrm{softmax}_k\big(\log w_k + \log N(x; \alpha_t\mu_k, v_{tk})\big).
 
 The mixture's entropy has no closed form and is estimated by Monte Carlo,
-:math:`H = -E[\log p(X)]`, to a standard error below :math:`10^{-3}` nats.
+:math:`H = -E[\log p(X)]`, drawing chunks of :math:`2^{18}` points until the standard error
+is below :math:`10^{-3}` nats (at most 256 chunks; ``entropy_stderr`` is the one reached).
 
 **FFJORD's toy sets** (Grathwohl et al. 2019, ``lib/toy_data.py`` of rtqichen/ffjord:
 ``8gaussians``, ``checkerboard``, ``moons``, ``rings``, ``swissroll``, ``pinwheel``,
 ``2spirals``, ``circles``) follow that code's generators with numpy/sklearn randomness replaced
-by ``jax.random``, so results compare with published numbers. Where the original fixes the
+by ``jax.random``: the same distributions, not the same draws. Where the original fixes the
 split between parts of a set (``n // 2`` points per moon) the reimplementation draws the part
 at random with the same proportions, which is the same distribution. ``8gaussians`` is a
 Gaussian mixture; ``checkerboard`` is uniform on 8 squares (exact density and entropy
@@ -42,7 +46,8 @@ Kozachenko-Leonenko nearest-neighbour estimate (:func:`knn_entropy`).
 models II" (unequal weights), ``gaussians_25`` the 5x5 grid of VEEGAN / PacGAN, and
 ``two_circles`` the 20-point training set of the intro notebook (a discrete distribution).
 
-Look a dataset up by name with :func:`get`; :data:`NAMES` lists the names.
+Look a dataset up by name with :func:`get`; :data:`NAMES` lists the 2-D toys, and ``get``
+also finds the image sets of :mod:`zoo.images` (``"digits"``).
 """
 
 from __future__ import annotations
@@ -52,23 +57,23 @@ import dataclasses
 import functools
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
-import distrax
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.spatial
-import scipy.special
 
 from zoo._checks import is_concrete
 
+if TYPE_CHECKING:  # distrax and scipy are imported where used: `import zoo.data` stays light
+    import distrax
+
+    from zoo import images
+
 __all__ = [
-    "DIGITS_LEVELS",
     "NAMES",
     "Checkerboard",
     "Circles",
-    "Digits",
     "Empirical",
     "EntropyEstimate",
     "GaussianMixture",
@@ -80,7 +85,6 @@ __all__ = [
     "TwoSpirals",
     "checkerboard",
     "circles",
-    "digits",
     "eight_gaussians",
     "gaussians_25",
     "get",
@@ -330,6 +334,8 @@ class GaussianMixture(Toy):
 
 
 def _distribution(weights, means, scales) -> distrax.MixtureSameFamily:
+    import distrax
+
     return distrax.MixtureSameFamily(
         mixture_distribution=distrax.Categorical(probs=weights),
         components_distribution=distrax.MultivariateNormalDiag(loc=means, scale_diag=scales),
@@ -391,6 +397,9 @@ def knn_entropy(x, k: int = 1) -> EntropyEstimate:
     and the estimator's :math:`O(n^{-1/d})` bias, which is small for smooth densities).
     ``x``: ``[n, d]`` samples of a continuous distribution (no repeated points).
     """
+    import scipy.spatial
+    import scipy.special
+
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] <= k:
         raise ValueError(f"x must be [n, d] with n > k = {k}, got shape {x.shape}")
@@ -602,6 +611,8 @@ def nine_gaussians() -> GaussianMixture:
     :math:`\\{-2, 0, 2\\}^2`, covariance :math:`I/16`, and unequal weights
     ``distrax.Uniform().sample(seed=PRNGKey(23), sample_shape=(9,))`` normalised. Its
     training set is drawn with ``PRNGKey(12345)``, as there."""
+    import distrax
+
     grid = [(x, y) for x in (-2.0, 0.0, 2.0) for y in (-2.0, 0.0, 2.0)]
     weights = distrax.Uniform().sample(seed=jax.random.PRNGKey(23), sample_shape=(9,))
     return _grid_mixture(grid, 0.25, np.asarray(weights), name="nine_gaussians", train_seed=12345)
@@ -687,131 +698,26 @@ _FACTORIES: dict[str, Callable[[], Toy]] = {
 NAMES: tuple[str, ...] = tuple(_FACTORIES)
 
 
-def get(name: str) -> Toy:
-    """The dataset called ``name`` (one of :data:`NAMES`; FFJORD's names for its sets)."""
-    if name not in _FACTORIES:
-        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(NAMES)}")
-    return _FACTORIES[name]()
+def get(name: str) -> Toy | images.Digits:
+    """The dataset called ``name``: a 2-D toy (one of :data:`NAMES`; FFJORD's names for its
+    sets) or an image set of :mod:`zoo.images` (one of ``zoo.images.NAMES``)."""
+    if name in _FACTORIES:
+        return _FACTORIES[name]()
+    from zoo import images  # on demand: the toys need neither images nor sklearn
+
+    if name in images.NAMES:
+        return images.get(name)
+    raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(NAMES + images.NAMES)}")
 
 
-# --- handwritten digits (images) ---------------------------------------------------------------
-
-DIGITS_LEVELS = 17  # sklearn's digits hold integer grey values 0..16
-
-
-@functools.cache
-def _digits_split(test_fraction: float, seed: int):
-    """sklearn's 1797 digits, shuffled with ``seed`` and split: ``(train_v, train_y, test_v,
-    test_y)`` with integer grey values ``v: [N, 8, 8, 1]`` in 0..16 and labels ``y: [N]``."""
-    from sklearn.datasets import load_digits  # bundled with sklearn: no download
-
-    bunch = load_digits()
-    values = bunch.images.astype(np.int64)[..., None]  # [1797, 8, 8, 1]
-    order = np.random.default_rng(seed).permutation(len(values))
-    n_test = int(round(test_fraction * len(values)))
-    test, train = order[:n_test], order[n_test:]
-    return values[train], bunch.target[train], values[test], bunch.target[test]
+# The digits live in zoo.images; these names keep zoo.data.digits() and zoo.data.Digits
+# working for code written before the move, importing zoo.images only when one is used.
+_IMAGE_NAMES = ("DIGITS_LEVELS", "Digits", "digits")
 
 
-@dataclasses.dataclass(frozen=True)
-class Digits(Toy):
-    """sklearn's handwritten digits (UCI optdigits test set): 1797 grey images 8x8 with
-    :math:`K = 17` grey values :math:`v \\in \\{0..16\\}`, as ``[..., 8, 8, 1]`` in ``[-1, 1]``.
+def __getattr__(name: str):
+    if name in _IMAGE_NAMES:
+        from zoo import images
 
-    Each grey value owns a bin of width :math:`w = 2/K` of ``[-1, 1]``; an image is put at the
-    bin centres :math:`x = (2v + 1)/K - 1`, or with ``dequantize`` at a uniform point of its bin,
-    :math:`x = 2(v + u)/K - 1,\\ u \\sim U[0, 1)` (Uria et al. 2013; Ho et al. 2020 sec. 3.3),
-    so that a continuous density on ``[-1, 1]`` bounds the discrete likelihood:
-    :math:`-\\log P(v) \\le E_u[-\\log p(x)] - D \\log w` (see :mod:`zoo.image_metrics`).
-
-    The split (``test_fraction`` of the images held out) is fixed by ``seed``; ``sample``
-    draws training images (never test images) uniformly; ``train_set(n)`` cycles through the
-    training images in a fixed order to length ``n`` (equal weights when ``n`` is a multiple
-    of :attr:`num_train`), each copy with its own dequantisation noise. There is no closed-form
-    density: ``log_prob`` and ``score`` raise.
-    """
-
-    dequantize: bool = True
-    test_fraction: float = 0.2
-    seed: int = 0
-    name: str = dataclasses.field(default="digits", kw_only=True)
-
-    event_shape: ClassVar[tuple[int, ...]] = (8, 8, 1)
-
-    def __post_init__(self):
-        if not 0.0 < self.test_fraction < 1.0:
-            raise ValueError(f"test_fraction must lie in (0, 1), got {self.test_fraction}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
-            raise ValueError(f"seed must be an int, got {self.seed!r}")
-
-    @property
-    def bin_width(self) -> float:
-        """Width :math:`2/K` of one grey level in ``[-1, 1]``."""
-        return 2.0 / DIGITS_LEVELS
-
-    def _split(self):
-        return _digits_split(float(self.test_fraction), int(self.seed))
-
-    @property
-    def num_train(self) -> int:
-        return len(self._split()[0])
-
-    def _scale(self, values, key=None) -> jax.Array:
-        """Grey values -> ``[-1, 1]``: bin centres, or uniform in the bin when ``key`` is given
-        and ``dequantize`` is set."""
-        v = jnp.asarray(values, jnp.float32)
-        u = 0.5 if key is None or not self.dequantize else jax.random.uniform(key, v.shape)
-        return (2.0 * (v + u) / DIGITS_LEVELS - 1.0).astype(jnp.float32)
-
-    def _sample(self, key, shape):
-        index_key, noise_key = jax.random.split(key)
-        train = jnp.asarray(self._split()[0])
-        return self._scale(train[jax.random.randint(index_key, shape, 0, len(train))], noise_key)
-
-    def train_set(self, n: int | None = None) -> jax.Array:
-        """``n`` training images ``[n, 8, 8, 1]`` (default: each once), cycling in a fixed
-        order, dequantised (when set) with ``PRNGKey(train_seed)``."""
-        train = self._split()[0]
-        n = len(train) if n is None else _check_n(n)
-        values = train[np.arange(n) % len(train)]
-        return self._scale(values, jax.random.PRNGKey(self.train_seed))
-
-    def train_images(self) -> jax.Array:
-        """Every training image once at its bin centres (no dequantisation), ``[N, 8, 8, 1]``."""
-        return self._scale(self._split()[0])
-
-    def test_set(self, key: jax.Array | None = None) -> jax.Array:
-        """The held-out images ``[M, 8, 8, 1]``: at bin centres, or dequantised with ``key``."""
-        return self._scale(self._split()[2], key)
-
-    @property
-    def labels(self) -> np.ndarray:
-        """Digit classes 0..9 of the training images, ``[N]`` (the order of ``train_images``)."""
-        return self._split()[1]
-
-    @property
-    def test_labels(self) -> np.ndarray:
-        """Digit classes 0..9 of the held-out images, ``[M]``."""
-        return self._split()[3]
-
-    def log_prob(self, x):
-        raise NotImplementedError(
-            f"{self.name}: images have no closed-form density; estimate the model's with "
-            "zoo.image_metrics.bits_per_dim_by_ode"
-        )
-
-    def _estimate_entropy(self):
-        return EntropyEstimate(
-            math.nan, math.nan, "undefined: no closed form and no estimate for 64-D images"
-        )
-
-
-@functools.cache
-def digits(dequantize: bool = True, test_fraction: float = 0.2, seed: int = 0) -> Digits:
-    """The handwritten digits (:class:`Digits`): a fixed ``seed`` split with ``test_fraction``
-    held out (359 of 1797 images by default), uniform dequantisation when ``dequantize``."""
-    return Digits(dequantize=dequantize, test_fraction=test_fraction, seed=seed)
-
-
-# Reachable through get("digits"); NAMES stays the list of 2-D toys (benchmarks iterate it).
-_FACTORIES["digits"] = digits
+        return getattr(images, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

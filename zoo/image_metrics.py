@@ -46,8 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zoo import data as data_lib
-from zoo import likelihood
+from zoo import images, likelihood
 
 __all__ = [
     "DigitClassifier",
@@ -91,21 +90,21 @@ def _flat(x) -> np.ndarray:
 
 def _check_images(x, name: str) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 4 or x.shape[1:] != data_lib.Digits.event_shape:
+    if x.ndim != 4 or x.shape[1:] != images.Digits.event_shape:
         raise ValueError(f"{name} must have shape [n, 8, 8, 1], got {x.shape}")
     if len(x) < 2:
         raise ValueError(f"{name} must hold at least 2 images, got {len(x)}")
     return x
 
 
-def digit_classifier(data: data_lib.Digits | None = None) -> DigitClassifier:
+def digit_classifier(data: images.Digits | None = None) -> DigitClassifier:
     """The classifier of ``data``'s training digits (default split), trained once per process
     and split (dequantised or not, the same classifier).
 
     Inputs are the training images at their bin centres plus one dequantised copy, so
     that continuous samples are read like real digits.
     """
-    data = data_lib.digits() if data is None else data
+    data = images.digits() if data is None else data
     return _classifier(float(data.test_fraction), int(data.seed))
 
 
@@ -113,10 +112,8 @@ def digit_classifier(data: data_lib.Digits | None = None) -> DigitClassifier:
 def _classifier(test_fraction: float, seed: int) -> DigitClassifier:
     from sklearn.neural_network import MLPClassifier
 
-    data = data_lib.digits(dequantize=True, test_fraction=test_fraction, seed=seed)
-    copies = [data.train_images()] + [
-        data._scale(data._split()[0], jax.random.PRNGKey(1000 + i)) for i in range(1)
-    ]
+    data = images.digits(dequantize=True, test_fraction=test_fraction, seed=seed)
+    copies = [data.train_images(), data.train_images(jax.random.PRNGKey(1000))]
     x = np.concatenate([_flat(c) for c in copies])
     y = np.tile(data.labels, len(copies))
     mlp = MLPClassifier(hidden_layer_sizes=(128, 64), max_iter=150, random_state=0)
@@ -151,13 +148,13 @@ def nearest_distance(x: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(d2.min(axis=1), 0.0))
 
 
-def evaluate_images(samples, data: data_lib.Digits | None = None) -> dict[str, float]:
+def evaluate_images(samples, data: images.Digits | None = None) -> dict[str, float]:
     """The classifier metrics of ``samples: [n, 8, 8, 1]`` against ``data``'s training digits:
     ``frechet``, ``class_kl``, ``confidence``, ``nearest_train`` (see the module docstring),
     and ``nonfinite``, the fraction of samples with NaN/inf pixels (dropped before scoring)."""
-    data = data_lib.digits() if data is None else data
+    data = images.digits() if data is None else data
     x = np.asarray(samples, dtype=np.float64)
-    if x.ndim != 4 or x.shape[1:] != data_lib.Digits.event_shape:
+    if x.ndim != 4 or x.shape[1:] != images.Digits.event_shape:
         raise ValueError(f"samples must have shape [n, 8, 8, 1], got {x.shape}")
     finite = np.all(np.isfinite(x.reshape(len(x), -1)), axis=1)
     x = _check_images(x[finite], "samples (the finite ones)")
@@ -175,10 +172,10 @@ def evaluate_images(samples, data: data_lib.Digits | None = None) -> dict[str, f
     }
 
 
-def image_noise_floor(data: data_lib.Digits | None = None, n: int | None = None) -> dict:
+def image_noise_floor(data: images.Digits | None = None, n: int | None = None) -> dict:
     """:func:`evaluate_images` of ``n`` held-out test digits (default: all of them),
     dequantised with a fixed key when ``data.dequantize``: the score of a perfect model."""
-    data = data_lib.digits() if data is None else data
+    data = images.digits() if data is None else data
     test = np.asarray(data.test_set(jax.random.PRNGKey(0) if data.dequantize else None))
     return evaluate_images(test if n is None else test[:n], data)
 
@@ -189,7 +186,7 @@ def bits_per_dim_by_ode(
     x: jax.Array,
     key: jax.Array,
     *,
-    bin_width: float = 2.0 / data_lib.DIGITS_LEVELS,
+    bin_width: float = 2.0 / images.DIGITS_LEVELS,
     num_probes: int = 1,
     rtol: float = 1e-3,
     atol: float = 1e-3,
