@@ -13,15 +13,17 @@ import re
 
 import diffrax
 
-from zoo import samplers
+from zoo import presets, samplers
 from zoo.sdes import SDE
 
 __all__ = ["KINDS", "CONTINUOUS_STEPS", "SWEEP_KINDS", "check", "kind", "resolve", "sweep"]
 
 CONTINUOUS_STEPS = 1000
 CONTINUOUS_LEVELS = 100
-LANGEVIN_STEPS_PER_LEVEL = 100
-LANGEVIN_STEP_SIZE = 1e-5  # as zoo.presets.toy (half the case study's 2e-5, see there)
+# Annealed Langevin for any variance-exploding process: the toys' NCSN sampler (see there).
+_TOY_LANGEVIN = presets.FAMILY_TABLE["ncsn"].toy_sampler
+LANGEVIN_STEPS_PER_LEVEL = _TOY_LANGEVIN.steps_per_level
+LANGEVIN_STEP_SIZE = _TOY_LANGEVIN.step_size
 
 KINDS = {
     "default": "the preset's own sampler (zoo.presets.toy or case_study)",
@@ -32,7 +34,8 @@ KINDS = {
     "pc": "predictor-corrector: Euler-Maruyama + one Langevin step (snr 0.16)",
     "ode": "probability-flow ODE, adaptive Tsit5 (rtol=atol=1e-5); ode-N: Tsit5 on N times",
     "ode-heun": "probability-flow ODE, Heun on a fixed grid",
-    "langevin": "annealed Langevin, 100 steps per level (variance-exploding processes)",
+    "langevin": f"annealed Langevin, {LANGEVIN_STEPS_PER_LEVEL} steps per level "
+    "(variance-exploding processes)",
     "dpm": "DPM-Solver++(2M) on the log-SNR grid (dpm-N: N times, N NFE)",
     "edm": "EDM's Heun sampler on the Karras grid, rho=7 (edm-N: N times, 2N-1 NFE)",
 }

@@ -10,23 +10,34 @@
   schedule keeps :math:`\\sqrt{\\bar\\alpha_T} = 0.59` of the signal; its NCSN's largest
   :math:`\\sigma = 1` is below the spread of the data).
 - :func:`intro` - the intro notebook's two circles of 20 points and its DDPM schedule.
+- :func:`digits` - the zoo's defaults for the 8x8 digits over a UNet, one per family, and
+  :func:`mnist_writeup`, a DDPM + DDIM write-up on them as written.
+
+:data:`FAMILY_TABLE` holds each family once (:class:`Family`: model class, process, loss
+weighting and default sampler per kind of data); :func:`case_study`, :func:`toy` and
+:func:`digits` read it, so a new family is one entry there.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+import inspect
+import types
+from collections.abc import Callable, Mapping
 
 import optax
 
 from zoo import data as data_lib
-from zoo import models, samplers, sdes
+from zoo import images, models, samplers, sdes
 from zoo.models import Model, transform
 from zoo.nets import ScoreNet, UNet
 
 __all__ = [
     "Preset",
+    "Family",
+    "CaseStudy",
+    "FAMILY_TABLE",
     "FAMILIES",
     "LIKELIHOOD_WEIGHTED",
     "CASE_STUDY_FAMILIES",
@@ -37,11 +48,137 @@ __all__ = [
     "digits",
 ]
 
-FAMILIES = ("ddpm", "ncsn", "vp", "subvp", "ve")
-CASE_STUDY_FAMILIES = ("ddpm", "ncsn", "subvp")
-# The SDE families trained with the likelihood weighting g(t)^2 / sigma_t^2 and t drawn from
-# the density proportional to it (Song, Durkan, Murray & Ermon 2021): "<family>-lw".
-LIKELIHOOD_WEIGHTED = ("vp-lw", "subvp-lw", "ve-lw")
+
+@dataclasses.dataclass(frozen=True)
+class CaseStudy:
+    """A family as the case study wrote it: its process, default sampler and what its network
+    outputs."""
+
+    process: sdes.SDE
+    sampler: samplers.Sampler
+    predict: str = "eps"
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """One model family of the zoo: a model class over a forward ``process`` (passed as the
+    class's first argument, ``schedule=`` or ``sde=``), its loss's ``weighting`` and
+    ``time_sampling`` (:class:`zoo.models.DiffusionModel`), and its default sampler for each
+    kind of data: the 2-D toys (:func:`toy`), the 8x8 digits (:func:`digits`; ``None``: no
+    digits preset) and, where the case study has the family, the case study's own version
+    (:func:`case_study`)."""
+
+    model: type[models.DiffusionModel]
+    process: sdes.SDE
+    toy_sampler: samplers.Sampler
+    digits_sampler: samplers.Sampler | None
+    weighting: str = "simple"
+    time_sampling: str = "uniform"
+    case_study: CaseStudy | None = None
+
+    def transform(
+        self,
+        net: Callable,
+        process: sdes.SDE | None = None,
+        event_shape: tuple[int, ...] | None = None,
+        predict: str = "eps",
+    ) -> Model:
+        """:func:`zoo.transform` of this family over ``net`` (and ``process`` in place of the
+        family's). The config names only what differs from the model's defaults, so that equal
+        models have equal configs (the benchmark's cache keys hash them)."""
+        # The first argument of every family's constructor is its process (DDPM and NCSN:
+        # schedule, ScoreSDE: sde).
+        process_arg = next(iter(inspect.signature(self.model).parameters))
+        config: dict = {process_arg: self.process if process is None else process}
+        if event_shape is not None:
+            config["event_shape"] = event_shape
+        config["net"] = net
+        if predict != "eps":
+            config["predict"] = predict
+        if self.weighting != "simple":
+            config["weighting"] = self.weighting
+        if self.time_sampling != "uniform":
+            config["time_sampling"] = self.time_sampling
+        return transform(self.model, **config)
+
+
+# The processes are shared by the 2-D toys and the digits. NCSN's and VE's largest noise,
+# sigma = 10, exceeds the largest distance between two digits in [-1, 1]^64 (9.06): the prior
+# must cover the data (Song & Ermon 2020, technique 1). On the digits each default sampler
+# costs at most 1000 network evaluations.
+_FAMILIES = {
+    "ddpm": Family(
+        model=models.DDPM,
+        process=sdes.ddpm_linear(1e-4, 0.02, 1000),
+        toy_sampler=samplers.Ancestral(),
+        digits_sampler=samplers.Ancestral(),
+        case_study=CaseStudy(sdes.ddpm_linear(1e-3, 0.02, 100), samplers.Ancestral()),
+    ),
+    "ncsn": Family(
+        model=models.NCSN,
+        process=sdes.ncsn_geometric(10.0, 0.01, 100),
+        # Half the case study's 2e-5: unadjusted Langevin with step h on a Gaussian of variance
+        # v settles at variance v / (1 - h / 4v), and here h = step_size * sigma_i^2 / sigma_L^2
+        # is 0.1 of each level's noise variance instead of 0.2.
+        toy_sampler=samplers.AnnealedLangevin(steps_per_level=100, step_size=1e-5),
+        # 5 steps on each of the 100 levels, each step 0.2 of the level's variance.
+        digits_sampler=samplers.AnnealedLangevin(steps_per_level=5, step_size=2e-5),
+        # The case study's network output is the score itself, weighted by sigma^2 in the loss.
+        case_study=CaseStudy(
+            sdes.ncsn_geometric(1.0, 0.01, 100),
+            samplers.AnnealedLangevin(steps_per_level=100, step_size=2e-5),
+            predict="score",
+        ),
+    ),
+    "vp": Family(
+        model=models.ScoreSDE,
+        process=sdes.VP(0.1, 20.0),
+        toy_sampler=samplers.EulerMaruyama(steps=1000),
+        digits_sampler=samplers.EulerMaruyama(steps=500),
+    ),
+    "subvp": Family(
+        model=models.ScoreSDE,
+        process=sdes.SubVP(0.1, 20.0),
+        toy_sampler=samplers.EulerMaruyama(steps=1000),
+        digits_sampler=samplers.EulerMaruyama(steps=500),
+        case_study=CaseStudy(sdes.SubVP(0.1, 10.0), samplers.ProbabilityFlow()),
+    ),
+    "ve": Family(
+        model=models.ScoreSDE,
+        process=sdes.VE(0.01, 10.0),
+        toy_sampler=samplers.EulerMaruyama(steps=1000),
+        digits_sampler=samplers.EulerMaruyama(steps=500),
+    ),
+}
+
+
+def _likelihood_weighted(family: Family) -> Family:
+    """``family`` trained with the likelihood weighting :math:`g(t)^2/\\sigma_t^2` and t drawn
+    from the density proportional to it (Song, Durkan, Murray & Ermon 2021), on the toys only."""
+    return dataclasses.replace(
+        family,
+        weighting="likelihood",
+        time_sampling="importance",
+        digits_sampler=None,
+        case_study=None,
+    )
+
+
+#: Every family by name: the five of ``FAMILIES``, then ``"<family>-lw"``, the likelihood-
+#: weighted version of each continuous-time one (importance sampling of t needs a continuum).
+FAMILY_TABLE: Mapping[str, Family] = types.MappingProxyType(
+    {
+        **_FAMILIES,
+        **{
+            f"{name}-lw": _likelihood_weighted(family)
+            for name, family in _FAMILIES.items()
+            if family.process.num_levels is None
+        },
+    }
+)
+FAMILIES = tuple(_FAMILIES)
+LIKELIHOOD_WEIGHTED = tuple(name for name in FAMILY_TABLE if name not in _FAMILIES)
+CASE_STUDY_FAMILIES = tuple(n for n, f in FAMILY_TABLE.items() if f.case_study is not None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +187,7 @@ class Preset:
 
     name: str
     model: Model
-    data: data_lib.Toy
+    data: data_lib.Toy | images.Digits
     steps: int
     batch_size: int
     learning_rate: float
@@ -81,28 +218,21 @@ class Preset:
         return self.model.sample(params, key, (n,), sampler or self.sampler)
 
 
-def _check_family(family: str, allowed: tuple[str, ...]) -> None:
+def _check_family(family: str, allowed: tuple[str, ...]) -> Family:
     if family not in allowed:
         raise ValueError(f"family must be one of {allowed}, got {family!r}")
+    return FAMILY_TABLE[family]
 
 
 def case_study(family: str) -> Preset:
     """The case study's ``"ddpm"``, ``"ncsn"`` or ``"subvp"`` on the nine-Gaussians mixture:
     its schedules, network, samplers and budget (adamw 1e-3, batch 64, 128,000 steps)."""
-    _check_family(family, CASE_STUDY_FAMILIES)
-    net = ScoreNet  # the case study's network is ScoreNet's default
-    if family == "ddpm":
-        model = transform(models.DDPM, schedule=sdes.ddpm_linear(1e-3, 0.02, 100), net=net)
-        sampler = samplers.Ancestral()
-    elif family == "ncsn":
-        # The case study's network output is the score itself, weighted by sigma^2 in the loss.
-        model = transform(
-            models.NCSN, schedule=sdes.ncsn_geometric(1.0, 0.01, 100), net=net, predict="score"
-        )
-        sampler = samplers.AnnealedLangevin(steps_per_level=100, step_size=2e-5)
-    else:
-        model = transform(models.ScoreSDE, sde=sdes.SubVP(beta_min=0.1, beta_max=10.0), net=net)
-        sampler = samplers.ProbabilityFlow()
+    written = _check_family(family, CASE_STUDY_FAMILIES).case_study
+    model = FAMILY_TABLE[family].transform(
+        ScoreNet,  # the case study's network is ScoreNet's default
+        process=written.process,
+        predict=written.predict,
+    )
     return Preset(
         name=f"case_study/{family}",
         model=model,
@@ -110,7 +240,7 @@ def case_study(family: str) -> Preset:
         steps=128_000,
         batch_size=64,
         learning_rate=1e-3,
-        sampler=sampler,
+        sampler=written.sampler,
     )
 
 
@@ -118,32 +248,21 @@ def toy(family: str, data: data_lib.Toy | str = "nine_gaussians", steps: int = 1
     """The zoo's default configuration of ``family`` (one of ``FAMILIES``) for 2-D toy data;
     ``"vp-lw"``, ``"subvp-lw"`` and ``"ve-lw"`` (``LIKELIHOOD_WEIGHTED``) are the same SDE
     families trained with ``weighting="likelihood", time_sampling="importance"``."""
-    _check_family(family, FAMILIES + LIKELIHOOD_WEIGHTED)
+    entry = _check_family(family, FAMILIES + LIKELIHOOD_WEIGHTED)
     data = data_lib.get(data) if isinstance(data, str) else data
-    net = functools.partial(ScoreNet, dropout=0.0)
-    process, _, variant = family.partition("-")
-    weighting = dict(weighting="likelihood", time_sampling="importance") if variant else {}
-    if process == "ddpm":
-        model = transform(models.DDPM, schedule=sdes.ddpm_linear(1e-4, 0.02, 1000), net=net)
-        sampler = samplers.Ancestral()
-    elif process == "ncsn":
-        model = transform(models.NCSN, schedule=sdes.ncsn_geometric(10.0, 0.01, 100), net=net)
-        # Half the case study's 2e-5: unadjusted Langevin with step h on a Gaussian of variance
-        # v settles at variance v / (1 - h / 4v), and here h = step_size * sigma_i^2 / sigma_L^2
-        # is 0.1 of each level's noise variance instead of 0.2.
-        sampler = samplers.AnnealedLangevin(steps_per_level=100, step_size=1e-5)
-    else:
-        sde = {"vp": sdes.VP(0.1, 20.0), "subvp": sdes.SubVP(0.1, 20.0), "ve": sdes.VE(0.01, 10.0)}
-        model = transform(models.ScoreSDE, sde=sde[process], net=net, **weighting)
-        sampler = samplers.EulerMaruyama(steps=1000)
+    if tuple(data.event_shape) != (2,):
+        raise ValueError(
+            f"data must be a 2-D toy (event_shape (2,)), got {data.name!r} with event_shape "
+            f"{tuple(data.event_shape)}; zoo.presets.digits configures the digits"
+        )
     return Preset(
         name=f"toy/{family}",
-        model=model,
+        model=entry.transform(functools.partial(ScoreNet, dropout=0.0)),
         data=data,
         steps=steps,
         batch_size=256,
         learning_rate=1e-3,
-        sampler=sampler,
+        sampler=entry.toy_sampler,
     )
 
 
@@ -186,7 +305,7 @@ def mnist_writeup(net: Callable | None = None) -> Preset:
     return Preset(
         name="mnist_writeup",
         model=model,
-        data=data_lib.digits(),
+        data=images.digits(),
         steps=20_000,
         batch_size=64,
         learning_rate=1e-4,
@@ -195,47 +314,24 @@ def mnist_writeup(net: Callable | None = None) -> Preset:
     )
 
 
-# Largest distance between two training digits in [-1, 1]^64 is 9.1: NCSN's and VE's largest
-# noise must reach it for the prior to cover the data (Song & Ermon 2020, technique 1).
-_DIGITS_SIGMA_MAX = 10.0
-
-
 def digits(family: str, net: Callable | None = None, steps: int = 20_000) -> Preset:
     """The zoo's configuration of ``family`` (one of ``FAMILIES``) for the 8x8 digits
-    (dequantised, :func:`zoo.data.digits`), over a UNet (``net``; default
+    (dequantised, :func:`zoo.images.digits`), over a UNet (``net``; default
     :class:`zoo.nets.UNet` with 32 channels, mults (1, 2), dropout 0.1), adamw 1e-3 with
     batch 64.
 
-    Samplers are chosen to cost at most ~1000 network evaluations: ancestral on DDPM's 1000
-    levels; annealed Langevin with 5 steps on each of 100 levels (step
-    :math:`2\\cdot10^{-5}\\sigma_i^2/\\sigma_L^2`, i.e. 0.2 of each level's variance); Euler-
-    Maruyama with 500 steps for the SDEs.
+    The sampler is the family's ``digits_sampler`` in :data:`FAMILY_TABLE` (ancestral on
+    DDPM's 1000 levels, annealed Langevin with 5 steps on each of NCSN's 100 levels,
+    Euler-Maruyama with 500 steps for the SDEs: at most 1000 network evaluations each).
     """
-    _check_family(family, FAMILIES)
-    net = UNet if net is None else net
-    common = dict(event_shape=(8, 8, 1), net=net)
-    if family == "ddpm":
-        model = transform(models.DDPM, schedule=sdes.ddpm_linear(1e-4, 0.02, 1000), **common)
-        sampler = samplers.Ancestral()
-    elif family == "ncsn":
-        schedule = sdes.ncsn_geometric(_DIGITS_SIGMA_MAX, 0.01, 100)
-        model = transform(models.NCSN, schedule=schedule, **common)
-        sampler = samplers.AnnealedLangevin(steps_per_level=5, step_size=2e-5)
-    elif family == "vp":
-        model = transform(models.ScoreSDE, sde=sdes.VP(0.1, 20.0), **common)
-        sampler = samplers.EulerMaruyama(steps=500)
-    elif family == "subvp":
-        model = transform(models.ScoreSDE, sde=sdes.SubVP(0.1, 20.0), **common)
-        sampler = samplers.EulerMaruyama(steps=500)
-    else:
-        model = transform(models.ScoreSDE, sde=sdes.VE(0.01, _DIGITS_SIGMA_MAX), **common)
-        sampler = samplers.EulerMaruyama(steps=500)
+    allowed = tuple(n for n, f in FAMILY_TABLE.items() if f.digits_sampler is not None)
+    entry = _check_family(family, allowed)
     return Preset(
         name=f"digits/{family}",
-        model=model,
-        data=data_lib.digits(),
+        model=entry.transform(UNet if net is None else net, event_shape=images.Digits.event_shape),
+        data=images.digits(),
         steps=steps,
         batch_size=64,
         learning_rate=1e-3,
-        sampler=sampler,
+        sampler=entry.digits_sampler,
     )

@@ -1,0 +1,184 @@
+"""The presets build exactly the models and samplers they promise, all from one family table.
+
+The benchmark's cache keys hash a model's family and the repr of its config, so each preset is
+compared with explicitly constructed configs by repr (order, keys and values) and with its
+sampler by equality and repr.
+"""
+
+import dataclasses
+import functools
+import types
+
+import optax
+import pytest
+
+from benchmarks import named_samplers
+from zoo import data, images, models, presets, samplers, sdes
+from zoo.nets import ScoreNet, UNet
+
+TOY_NET = functools.partial(ScoreNet, dropout=0.0)
+LIKELIHOOD = dict(weighting="likelihood", time_sampling="importance")
+VP, SUBVP, VE = sdes.VP(0.1, 20.0), sdes.SubVP(0.1, 20.0), sdes.VE(0.01, 10.0)
+DDPM_1000, NCSN_100 = sdes.ddpm_linear(1e-4, 0.02, 1000), sdes.ncsn_geometric(10.0, 0.01, 100)
+
+TOY = {
+    "ddpm": (models.DDPM, dict(schedule=DDPM_1000, net=TOY_NET), samplers.Ancestral()),
+    "ncsn": (
+        models.NCSN,
+        dict(schedule=NCSN_100, net=TOY_NET),
+        samplers.AnnealedLangevin(steps_per_level=100, step_size=1e-5),
+    ),
+    "vp": (models.ScoreSDE, dict(sde=VP, net=TOY_NET), samplers.EulerMaruyama(steps=1000)),
+    "subvp": (models.ScoreSDE, dict(sde=SUBVP, net=TOY_NET), samplers.EulerMaruyama(steps=1000)),
+    "ve": (models.ScoreSDE, dict(sde=VE, net=TOY_NET), samplers.EulerMaruyama(steps=1000)),
+    "vp-lw": (
+        models.ScoreSDE,
+        dict(sde=VP, net=TOY_NET, **LIKELIHOOD),
+        samplers.EulerMaruyama(steps=1000),
+    ),
+    "subvp-lw": (
+        models.ScoreSDE,
+        dict(sde=SUBVP, net=TOY_NET, **LIKELIHOOD),
+        samplers.EulerMaruyama(steps=1000),
+    ),
+    "ve-lw": (
+        models.ScoreSDE,
+        dict(sde=VE, net=TOY_NET, **LIKELIHOOD),
+        samplers.EulerMaruyama(steps=1000),
+    ),
+}
+IMAGE = dict(event_shape=(8, 8, 1), net=UNet)
+DIGITS = {
+    "ddpm": (models.DDPM, dict(schedule=DDPM_1000, **IMAGE), samplers.Ancestral()),
+    "ncsn": (
+        models.NCSN,
+        dict(schedule=NCSN_100, **IMAGE),
+        samplers.AnnealedLangevin(steps_per_level=5, step_size=2e-5),
+    ),
+    "vp": (models.ScoreSDE, dict(sde=VP, **IMAGE), samplers.EulerMaruyama(steps=500)),
+    "subvp": (models.ScoreSDE, dict(sde=SUBVP, **IMAGE), samplers.EulerMaruyama(steps=500)),
+    "ve": (models.ScoreSDE, dict(sde=VE, **IMAGE), samplers.EulerMaruyama(steps=500)),
+}
+CASE_STUDY = {
+    "ddpm": (
+        models.DDPM,
+        dict(schedule=sdes.ddpm_linear(1e-3, 0.02, 100), net=ScoreNet),
+        samplers.Ancestral(),
+    ),
+    "ncsn": (
+        models.NCSN,
+        dict(schedule=sdes.ncsn_geometric(1.0, 0.01, 100), net=ScoreNet, predict="score"),
+        samplers.AnnealedLangevin(steps_per_level=100, step_size=2e-5),
+    ),
+    "subvp": (
+        models.ScoreSDE,
+        dict(sde=sdes.SubVP(0.1, 10.0), net=ScoreNet),
+        samplers.ProbabilityFlow(),
+    ),
+}
+
+
+def _assert_builds(preset, expected):
+    family, config, sampler = expected
+    assert preset.model.family is family
+    assert repr(preset.model.config) == repr(config)
+    assert preset.model.sde == config.get("sde", config.get("schedule"))
+    assert preset.sampler == sampler and repr(preset.sampler) == repr(sampler)
+
+
+def test_the_family_names():
+    assert presets.FAMILIES == ("ddpm", "ncsn", "vp", "subvp", "ve")
+    assert presets.LIKELIHOOD_WEIGHTED == ("vp-lw", "subvp-lw", "ve-lw")
+    assert presets.CASE_STUDY_FAMILIES == ("ddpm", "ncsn", "subvp")
+    assert tuple(presets.FAMILY_TABLE) == presets.FAMILIES + presets.LIKELIHOOD_WEIGHTED
+    assert isinstance(presets.FAMILY_TABLE, types.MappingProxyType)  # read-only
+
+
+@pytest.mark.parametrize("family", list(TOY))
+def test_toy_presets(family):
+    preset = presets.toy(family)
+    _assert_builds(preset, TOY[family])
+    assert preset.name == f"toy/{family}" and preset.data is data.nine_gaussians()
+    assert (preset.steps, preset.batch_size, preset.learning_rate) == (128_000, 256, 1e-3)
+    assert preset.optimizer_fn is None
+    moons = presets.toy(family, data="moons", steps=7)
+    _assert_builds(moons, TOY[family])
+    assert moons.data is data.moons() and moons.steps == 7
+
+
+@pytest.mark.parametrize("family", list(DIGITS))
+def test_digits_presets(family):
+    preset = presets.digits(family)
+    _assert_builds(preset, DIGITS[family])
+    assert preset.name == f"digits/{family}" and preset.data is images.digits()
+    assert (preset.steps, preset.batch_size, preset.learning_rate) == (20_000, 64, 1e-3)
+    net = functools.partial(UNet, channels=8)
+    small = presets.digits(family, net=net, steps=9)
+    cls, config, sampler = DIGITS[family]
+    _assert_builds(small, (cls, {**config, "net": net}, sampler))
+    assert small.steps == 9
+
+
+@pytest.mark.parametrize("family", list(CASE_STUDY))
+def test_case_study_presets(family):
+    preset = presets.case_study(family)
+    _assert_builds(preset, CASE_STUDY[family])
+    assert preset.name == f"case_study/{family}" and preset.data is data.nine_gaussians()
+    assert (preset.steps, preset.batch_size, preset.learning_rate) == (128_000, 64, 1e-3)
+
+
+def test_intro_and_the_mnist_writeup():
+    intro = presets.intro()
+    _assert_builds(
+        intro,
+        (
+            models.DDPM,
+            dict(schedule=sdes.ddpm_linear(0.1 / 100, 20.0 / 100, 100), net=ScoreNet),
+            samplers.Ancestral(),
+        ),
+    )
+    assert intro.data is data.two_circles() and intro.batch_size == 20
+    writeup = presets.mnist_writeup()
+    schedule = sdes.ddpm_linear(1e-4, 0.02, 200)
+    _assert_builds(writeup, (models.DDPM, dict(schedule=schedule, **IMAGE), samplers.Ancestral()))
+    assert writeup.optimizer_fn is optax.adam and writeup.learning_rate == 1e-4
+
+
+def test_every_preset_reads_the_table(monkeypatch):
+    """Change an entry of the table and every preset of that family follows."""
+    ncsn = presets.FAMILY_TABLE["ncsn"]
+    toy, image = samplers.AnnealedLangevin(steps_per_level=3), samplers.Ancestral(steps=7)
+    written = dataclasses.replace(ncsn.case_study, sampler=samplers.DDIM(steps=4))
+    changed = dataclasses.replace(
+        ncsn,
+        process=sdes.ncsn_geometric(5.0, 0.02, 10),
+        toy_sampler=toy,
+        digits_sampler=image,
+        case_study=written,
+    )
+    table = types.MappingProxyType({**presets.FAMILY_TABLE, "ncsn": changed})
+    monkeypatch.setattr(presets, "FAMILY_TABLE", table)
+    assert presets.toy("ncsn").model.sde == sdes.ncsn_geometric(5.0, 0.02, 10)
+    assert presets.toy("ncsn").sampler is toy
+    assert presets.digits("ncsn").model.sde == sdes.ncsn_geometric(5.0, 0.02, 10)
+    assert presets.digits("ncsn").sampler is image
+    assert presets.case_study("ncsn").sampler == samplers.DDIM(steps=4)
+
+
+def test_named_langevin_is_the_toy_ncsn_sampler():
+    """``zoo-bench --samplers langevin`` takes its step rule from the table, not a copy."""
+    resolved = named_samplers.resolve("langevin", NCSN_100, samplers.Ancestral())
+    assert resolved == presets.FAMILY_TABLE["ncsn"].toy_sampler
+    resolved = named_samplers.resolve("langevin-50", VE, samplers.Ancestral())
+    assert resolved == dataclasses.replace(presets.FAMILY_TABLE["ncsn"].toy_sampler, levels=50)
+
+
+def test_unknown_families_and_data_raise():
+    with pytest.raises(ValueError, match=r"family must be one of \('ddpm', .*'ve-lw'\)"):
+        presets.toy("ddim")
+    with pytest.raises(ValueError, match=r"family must be one of \('ddpm', 'ncsn', 'vp', "):
+        presets.digits("vp-lw")  # the likelihood-weighted families are for the toys only
+    with pytest.raises(ValueError, match=r"family must be one of \('ddpm', 'ncsn', 'subvp'\)"):
+        presets.case_study("ve")
+    with pytest.raises(ValueError, match=r"data must be a 2-D toy .*'digits'.*\(8, 8, 1\)"):
+        presets.toy("vp", data="digits")
