@@ -146,3 +146,27 @@ def test_prior_and_grids():
 def test_bad_input_is_named(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+@pytest.mark.parametrize(
+    "sde",
+    [
+        sdes.VP(0.1, 20.0),
+        sdes.VP(1.0, 5.0, T=2.0),
+        sdes.SubVP(0.1, 20.0),
+        sdes.SubVP(0.5, 12.0, t_min=1e-5),
+        sdes.VE(0.01, 10.0),
+        sdes.VE(0.002, 80.0, T=3.0),
+    ],
+    ids=repr,
+)
+def test_closed_form_time_at_log_snr_is_the_bisection(sde):
+    """VP, sub-VP and VE invert lambda_t in closed form; the generic bisection of
+    SDE.time_at_log_snr is the reference, past both ends of the range (clipped) too."""
+    lam_tmin, lam_T = (float(sde.log_snr(jnp.float32(t))) for t in (sde.t_min, sde.T))
+    lam = jnp.linspace(lam_T - 1.0, lam_tmin + 1.0, 401)
+    closed = sde.time_at_log_snr(lam)
+    bisected = sdes.SDE.time_at_log_snr(sde, lam)
+    np.testing.assert_allclose(closed, bisected, rtol=1e-5, atol=1e-6 * sde.T)
+    inside = (lam > lam_T) & (lam < lam_tmin)
+    np.testing.assert_allclose(sde.log_snr(closed)[inside], lam[inside], atol=2e-4)

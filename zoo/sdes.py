@@ -138,7 +138,9 @@ class SDE(abc.ABC):
     def time_at_log_snr(self, log_snr: jax.Array, iterations: int = 64) -> jax.Array:
         """The time :math:`t \\in [t_{min}, T]` with :math:`\\lambda_t` = ``log_snr``
         (clipped to the process's range), by bisection: :math:`\\lambda` is monotone, and
-        bisection needs nothing else of a process, so every process inverts the same way."""
+        bisection needs nothing else of a process, so any process inverts this way. VP,
+        sub-VP and VE override it with their closed forms (the importance sampler of the
+        likelihood weighting calls it at every training step); the tests hold them to it."""
         target = jnp.asarray(log_snr, jnp.result_type(float))
         lo = jnp.full_like(target, self.t_min)  # lambda(lo) >= target
         hi = jnp.full_like(target, self.T)  # lambda(hi) <= target
@@ -259,6 +261,14 @@ class _BetaLinear(SDE):
     def log_alpha(self, t):
         return -0.5 * self.integrated_beta(t)
 
+    def _time_at_integrated_beta(self, b: jax.Array) -> jax.Array:
+        """The root :math:`t \\ge 0` of :math:`B(t) = b`, clipped to :math:`[t_{min}, T]`, as
+        :math:`t = 2b / (\\beta_{min} + \\sqrt{\\beta_{min}^2 + 2 b (\\beta_{max} -
+        \\beta_{min}) / T})`, which loses no digits as :math:`b \\to 0`."""
+        slope = (self.beta_max - self.beta_min) / self.T
+        t = 2.0 * b / (self.beta_min + jnp.sqrt(self.beta_min**2 + 2.0 * slope * b))
+        return jnp.clip(t, self.t_min, self.T)
+
 
 @dataclasses.dataclass(frozen=True)
 class VP(_BetaLinear):
@@ -268,6 +278,12 @@ class VP(_BetaLinear):
     def variance(self, t):
         return -jnp.expm1(-self.integrated_beta(t))
 
+    def time_at_log_snr(self, log_snr: jax.Array, iterations: int = 64) -> jax.Array:
+        """Closed form: :math:`e^{-2\\lambda} = \\sigma^2/\\alpha^2 = e^{B} - 1`, so
+        :math:`B = \\log(1 + e^{-2\\lambda})`. ``iterations`` is unused (bisection's)."""
+        log_snr = jnp.asarray(log_snr, jnp.result_type(float))
+        return self._time_at_integrated_beta(jax.nn.softplus(-2.0 * log_snr))
+
 
 @dataclasses.dataclass(frozen=True)
 class SubVP(_BetaLinear):
@@ -276,6 +292,17 @@ class SubVP(_BetaLinear):
 
     def variance(self, t):
         return jnp.expm1(-self.integrated_beta(t)) ** 2
+
+    def time_at_log_snr(self, log_snr: jax.Array, iterations: int = 64) -> jax.Array:
+        """Closed form: with :math:`u = e^{-B/2} = \\alpha`, :math:`e^{\\lambda} =
+        u/(1 - u^2)`, whose root in (0, 1) is :math:`u = 2e^\\lambda/(1 + w)`,
+        :math:`w = \\sqrt{1 + 4e^{2\\lambda}}`; then :math:`B = -2\\log u =
+        2\\log\\big(1 + \\tfrac12 e^{-\\lambda}(1 + 1/(w + 2e^\\lambda))\\big)`, the form
+        that keeps its digits as :math:`B \\to 0`. ``iterations`` is unused."""
+        lam = jnp.asarray(log_snr, jnp.result_type(float))
+        w = jnp.sqrt(1.0 + 4.0 * jnp.exp(2.0 * lam))
+        b = 2.0 * jnp.log1p(0.5 * jnp.exp(-lam) * (1.0 + 1.0 / (w + 2.0 * jnp.exp(lam))))
+        return self._time_at_integrated_beta(b)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -307,6 +334,17 @@ class VE(SDE):
             self.sigma_max / self.sigma_min
         )
         return jnp.exp(2.0 * log_sigma)
+
+    def time_at_log_snr(self, log_snr: jax.Array, iterations: int = 64) -> jax.Array:
+        """Closed form: :math:`\\lambda = -\\log\\sigma_t`, linear in ``t``.
+        ``iterations`` is unused (bisection's)."""
+        log_sigma = -jnp.asarray(log_snr, jnp.result_type(float))
+        t = (
+            self.T
+            * (log_sigma - math.log(self.sigma_min))
+            / math.log(self.sigma_max / self.sigma_min)
+        )
+        return jnp.clip(t, self.t_min, self.T)
 
 
 # --- discrete schedules ----------------------------------------------------------------------
