@@ -176,3 +176,24 @@ def test_likelihood_functions_give_the_exact_log_density_of_a_gaussian():
     assert np.max(np.abs(fn(0.5, x).log_prob - exact)) > 0.1  # the parameters are used
     oracle = quality.exact_likelihood_fn(sde, lambda y, t: _gaussian_score(sde, y, t))
     np.testing.assert_allclose(oracle(x).log_prob, exact, atol=2e-3)
+
+
+def test_grouped_floor_tests_test_each_cell_against_its_own_datasets_floor():
+    import pandas as pd
+
+    rng = np.random.default_rng(9)
+    floors = pd.DataFrame({"dataset": ["a"] * 5 + ["b"] * 5,
+                           "energy": np.r_[rng.normal(0.01, 0.001, 5), rng.normal(1.0, 0.1, 5)],
+                           "mode_kl": np.r_[rng.normal(0.01, 0.001, 5), [np.nan] * 5]})  # fmt: skip
+    # The same values are at the floor of dataset b and far above dataset a's.
+    rows = pd.DataFrame({
+        "dataset": ["a"] * 3 + ["b"] * 3, "family": "vp", "sampler": "default",
+        "energy": [1.0, 1.05, 0.95] * 2, "mode_kl": [0.01, 0.011, 0.009] * 2,
+    })  # fmt: skip
+    tests = quality.grouped_floor_tests(rows, floors, {"energy": "lower", "mode_kl": "lower"})
+    energy = tests[tests.metric == "energy"].set_index("dataset").verdict
+    assert energy["a"] == quality.WORSE and energy["b"] == quality.AT_FLOOR
+    assert list(tests[tests.metric == "mode_kl"].dataset) == ["a"]  # no floor for b: skipped
+    assert set(tests.seeds) == {3}
+    with pytest.raises(ValueError, match="rows has no columns"):
+        quality.grouped_floor_tests(rows.drop(columns="sampler"), floors, {"energy": "lower"})

@@ -53,6 +53,7 @@ __all__ = [
     "exact_likelihood_fn",
     "floor_test",
     "floor_tests",
+    "grouped_floor_tests",
     "leaders",
     "likelihood_fn",
     "quality_table",
@@ -267,6 +268,48 @@ def floor_tests(
             )  # fmt: skip
             rows.append({"model": model, "metric": metric, **test._asdict()})
     return pd.DataFrame(rows)
+
+
+def grouped_floor_tests(
+    rows: pd.DataFrame,
+    floors: pd.DataFrame,
+    better: Mapping[str, str],
+    *,
+    by: tuple[str, ...] = ("dataset", "family", "sampler"),
+    floor_by: str = "dataset",
+    alpha: float = ALPHA,
+    two_sided: bool = True,
+) -> pd.DataFrame:
+    """:func:`floor_test` of every cell of a benchmark table: ``rows`` has one row per seed
+    (columns ``by`` and the metrics), ``floors`` one row per floor repeat (column ``floor_by``
+    and the metrics), e.g. ``results.csv`` and ``noise_floor.csv`` of ``python -m benchmarks``.
+    A cell's seeds are tested against the floor of its ``floor_by`` value. A metric missing
+    from either table, or all NaN in the floor (no mode metrics off the mixtures), is skipped;
+    NaN in a cell's values is :data:`FAILED`. One row per cell and metric: ``by``, ``metric``,
+    ``seeds`` and the fields of :class:`FloorTest`."""
+    for name, frame, columns in (("rows", rows, [*by, floor_by]), ("floors", floors, [floor_by])):
+        missing = [c for c in columns if c not in frame]
+        if missing:
+            raise ValueError(f"{name} has no columns {missing}")
+    out = []
+    for cell, part in rows.groupby(list(by), sort=False):
+        floor = floors[floors[floor_by] == part[floor_by].iloc[0]]
+        for metric, direction in better.items():
+            if metric not in part or metric not in floor or floor[metric].isna().all():
+                continue
+            test = floor_test(
+                part[metric], floor[metric].dropna(), better=direction, alpha=alpha,
+                two_sided=two_sided,
+            )  # fmt: skip
+            out.append(
+                {
+                    **dict(zip(by, cell, strict=True)),
+                    "metric": metric,
+                    "seeds": len(part),
+                    **test._asdict(),
+                }
+            )
+    return pd.DataFrame(out)
 
 
 def quality_table(tests: pd.DataFrame, spec: str = ".3g") -> pd.DataFrame:
