@@ -8,7 +8,7 @@ import dataclasses
 import re
 
 import zoo
-from benchmarks import named_samplers, training
+from benchmarks import digits, named_samplers, plan, training
 from benchmarks.profiles import PROFILES, PURPOSES, Config
 from zoo import data
 from zoo.presets import CASE_STUDY_FAMILIES, FAMILIES, LIKELIHOOD_WEIGHTED
@@ -122,13 +122,89 @@ def _describe(c: Config) -> str:
     )
 
 
+def _channels(text: str) -> int:
+    value = _at_least(8)(text)
+    if value % 8:
+        raise argparse.ArgumentTypeError(
+            f"expected a multiple of 8 (GroupNorm groups), got {value}"
+        )
+    return value
+
+
+#: the options that take a value: flag -> (parse, metavar, Config field or None, help)
+VALUED = {
+    "--families": (
+        _names(FAMILIES + LIKELIHOOD_WEIGHTED + (digits.WRITEUP,), "family"),
+        "LIST",
+        None,
+        f"comma-separated families from {', '.join(FAMILIES)}; "
+        f"{', '.join(LIKELIHOOD_WEIGHTED)}: the SDE families trained with the likelihood "
+        f"weighting and importance-sampled t (toys only); {digits.WRITEUP}: the MNIST "
+        "write-up's T=200 DDPM (zoo.presets.mnist_writeup; digits only)",
+    ),
+    "--datasets": (
+        _names(plan.DATASETS, "dataset"),
+        "LIST",
+        None,
+        f"comma-separated datasets: 2-D toys from {', '.join(data.NAMES)}, images from "
+        f"{', '.join(digits.DATASETS)} (8x8 handwritten digits over a UNet, scored by a "
+        "digit classifier)",
+    ),
+    "--seeds": (_seeds, "LIST", None, "comma-separated training seeds, e.g. 0,1,2"),
+    "--steps": (_at_least(1), "N", None, "training steps of every run"),
+    "--samplers": (
+        _samplers,
+        "LIST",
+        None,
+        "comma-separated sampler names, e.g. default,ddim-10,ode",
+    ),
+    "--sweep": (
+        _names(named_samplers.SWEEP_KINDS, "sweep sampler"),
+        "LIST",
+        None,
+        f"samplers of the quality-per-NFE sweep, from {', '.join(named_samplers.SWEEP_KINDS)}",
+    ),
+    "--nfe": (
+        _budgets,
+        "LIST",
+        None,
+        "NFE budgets of the sweep, e.g. 5,10,20 (an empty sweep: --nfe none)",
+    ),
+    "--samples": (
+        _at_least(10),
+        "N",
+        "num_samples",
+        "samples per cell, and size of the true reference sample they are compared with",
+    ),
+    "--nll-points": (
+        _at_least(2),
+        "N",
+        "num_nll",
+        "held-out points for the likelihood of each trained run (2-D toys)",
+    ),
+    "--nll-images": (
+        _at_least(0),
+        "N",
+        "nll_images",
+        "held-out images whose bits/dim each trained run is scored on (images; 0: none)",
+    ),
+    "--channels": (
+        _channels,
+        "N",
+        None,
+        "the UNet's base channels on images, a multiple of 8 (16: CPU-sized; the preset's "
+        "default is 32)",
+    ),
+}
+
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="zoo-bench",
-        description="Train every model family on toy data over several seeds, sample with each "
-        "family's samplers, and tabulate sample quality next to the noise floor (the value of "
-        "each metric for two independent samples of the true distribution). Finished pieces are "
-        "cached in the output folder: run the same command again to resume.",
+        description="Train every model family on toy data or digits over several seeds, sample "
+        "with each family's samplers, and tabulate sample quality next to the noise floor (the "
+        "value of each metric for independent samples of the true distribution). Finished "
+        "pieces are cached in the output folder: run the same command again to resume.",
         epilog="samplers are <kind>[-<steps>]: "
         + "; ".join(f"{k}: {v}" for k, v in named_samplers.KINDS.items())
         + ". Without a step count a sampler uses every level of a discrete schedule and "
@@ -141,56 +217,9 @@ def parser() -> argparse.ArgumentParser:
         default="quick",
         help=". ".join(map(_describe, PROFILES.values())) + ". Default: quick.",
     )
-    p.add_argument(
-        "--families",
-        type=_names(FAMILIES + LIKELIHOOD_WEIGHTED, "family"),
-        metavar="LIST",
-        help=f"comma-separated families from {', '.join(FAMILIES)}; "
-        f"{', '.join(LIKELIHOOD_WEIGHTED)}: the SDE families trained with the likelihood "
-        "weighting and importance-sampled t",
-    )
-    p.add_argument(
-        "--datasets",
-        type=_names(data.NAMES, "dataset"),
-        metavar="LIST",
-        help=f"comma-separated toy datasets from {', '.join(data.NAMES)}",
-    )
-    p.add_argument(
-        "--seeds", type=_seeds, metavar="LIST", help="comma-separated training seeds, e.g. 0,1,2"
-    )
-    p.add_argument("--steps", type=_at_least(1), metavar="N", help="training steps of every run")
-    p.add_argument(
-        "--samplers",
-        type=_samplers,
-        metavar="LIST",
-        help="comma-separated sampler names, e.g. default,ddim-10,ode",
-    )
-    p.add_argument(
-        "--sweep",
-        type=_names(named_samplers.SWEEP_KINDS, "sweep sampler"),
-        metavar="LIST",
-        help=f"samplers of the quality-per-NFE sweep, from {', '.join(named_samplers.SWEEP_KINDS)}",
-    )
-    p.add_argument(
-        "--nfe",
-        type=_budgets,
-        metavar="LIST",
-        help="NFE budgets of the sweep, e.g. 5,10,20 (an empty sweep: --nfe none)",
-    )
-    p.add_argument(
-        "--samples",
-        type=_at_least(10),
-        metavar="N",
-        dest="num_samples",
-        help="samples per cell, and size of the true reference sample they are compared with",
-    )
-    p.add_argument(
-        "--nll-points",
-        type=_at_least(2),
-        metavar="N",
-        dest="num_nll",
-        help="held-out points for the likelihood of each trained run",
-    )
+    for flag, (parse, metavar, dest, text) in VALUED.items():
+        extra = {"dest": dest} if dest else {}
+        p.add_argument(flag, type=parse, metavar=metavar, help=text, **extra)
     p.add_argument(
         "--presets",
         choices=("toy", "case_study"),

@@ -1,40 +1,58 @@
-"""Scores of a cell: sample-quality metrics against a fixed true reference sample, the
-excess NLL of a trained run, and the noise floor of each (its value for true samples).
+"""Scores of a cell on the 2-D toys: sample-quality metrics against a fixed true reference
+sample, the excess NLL of a trained run, and the noise floor of each (its value for true
+samples). With :mod:`benchmarks.digits` (images) it is one of the two kinds of data of
+:mod:`benchmarks.plan`, and it holds what both share: sampling keys, the status of a cell's
+samples, a solver failure's status.
 
-Every cell of a dataset is compared with the same reference sample, so differences between
-cells are paired; the noise floor compares ``FLOOR_REPEATS`` further independent true samples
-of the same size with that reference.
+Every cell of a dataset is compared with the same reference sample (drawn once per dataset,
+:func:`reference`), so differences between cells are paired; the noise floor compares
+``FLOOR_REPEATS`` further independent true samples of the same size with that reference.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Callable
 
 import jax
 import numpy as np
 
 import zoo
+from benchmarks import training
 from benchmarks.profiles import Config
 from zoo import data as data_lib
-from zoo import metrics
+from zoo import metrics, presets
 
-__all__ = [
-    "FAR",
+#: what a kind of data's module answers (this one for the 2-D toys, :mod:`benchmarks.digits`
+#: for images; :func:`benchmarks.plan.kind` picks one by dataset)
+KIND_API = (
+    "HEADLINE",
     "METRICS",
     "QUICK_METRICS",
     "describe",
-    "failure",
     "likelihood",
     "likelihood_fn",
     "likelihood_settings",
+    "load",
     "noise_floor",
+    "num_train",
+    "preset",
     "quick_quality",
     "quick_settings",
     "reference",
-    "sample_key",
     "sample_quality",
-    "sample_status",
     "settings",
+)
+
+__all__ = [
+    "FAR",
+    "KIND_API",
+    *KIND_API,
+    "failure",
+    "sample_and_score",
+    "sample_key",
+    "sample_status",
 ]
 
 #: column -> (label, which way is better; None: neither)
@@ -55,6 +73,8 @@ METRICS = {
 
 #: the metrics of :func:`quick_quality`: the cheap ones, for the cells beside the main table
 QUICK_METRICS = ("sliced_w2", "energy", "high_quality", "modes_covered", "mode_kl")
+#: the metric of the quality-per-NFE tables and figures
+HEADLINE = "sliced_w2"
 
 REFERENCE_SEED, HELDOUT_SEED, FLOOR_SEED, METRIC_SEED = 1001, 1002, 1003, 1004
 SAMPLE_STREAM = 1  # sampling keys are fold_in(PRNGKey(seed), SAMPLE_STREAM)
@@ -62,6 +82,24 @@ FLOOR_REPEATS = 5
 W2_POINTS = 2_000  # exact W2 (network simplex, cubic time) on the first points of each sample
 PERMUTATIONS = 200
 NEIGHBOURS = 3
+
+
+def load(dataset: str) -> data_lib.Toy:
+    """The toy called ``dataset``."""
+    return data_lib.get(dataset)
+
+
+def preset(config: Config, family: str, toy: data_lib.Toy) -> presets.Preset:
+    """``family``'s :func:`zoo.presets.toy` on ``toy`` (or the case study's, with ``--presets
+    case_study``); ``ValueError`` for a family that has none."""
+    if config.presets == "case_study":  # the CLI allows nine Gaussians only
+        return dataclasses.replace(presets.case_study(family), steps=config.steps)
+    return presets.toy(family, data=toy, steps=config.steps)
+
+
+def num_train(toy: data_lib.Toy) -> int:
+    """Training points per run (``zoo.train.fit``'s ``num_train``)."""
+    return training.NUM_TRAIN
 
 
 def likelihood_settings(config: Config) -> dict:
@@ -104,7 +142,8 @@ def describe(config: Config) -> str:
 
 
 def reference(toy: data_lib.Toy, config: Config) -> np.ndarray:
-    """The fixed true sample every cell of ``toy`` is compared with."""
+    """The fixed true sample every cell of ``toy`` is compared with (drawn once per dataset
+    by :func:`benchmarks.plan.make` and passed to every scoring call)."""
     return np.asarray(toy.sample(jax.random.PRNGKey(REFERENCE_SEED), (config.num_samples,)))
 
 
@@ -146,9 +185,30 @@ def sample_status(x: np.ndarray, reference: np.ndarray) -> str:
     return "ok"
 
 
-def sample_quality(x: np.ndarray, toy: data_lib.Toy, config: Config) -> dict[str, float]:
-    """Every sample metric of finite samples ``x`` against the reference of ``toy``."""
-    y = reference(toy, config)
+def sample_and_score(
+    draw: Callable[[jax.Array], zoo.samplers.Samples],
+    seed: int,
+    reference: np.ndarray,
+    quality: Callable[[np.ndarray], dict[str, float]],
+) -> dict:
+    """A cell beside the main table as one piece: ``draw(key)`` from the seed's sampling key
+    (:func:`sample_key`), its ``status`` (:func:`sample_status` against ``reference``, or
+    the solver's failure) and, when ``ok``, its ``nfe`` and ``quality(x)``."""
+    try:
+        out = jax.block_until_ready(draw(sample_key(seed)))
+    except jax.errors.JaxRuntimeError as e:
+        return {"status": failure(e)}
+    x = np.asarray(out.x)
+    piece = {"status": sample_status(x, reference)}
+    if piece["status"] == "ok":
+        piece.update(nfe=int(out.nfe), **quality(x))
+    return piece
+
+
+def sample_quality(
+    x: np.ndarray, toy: data_lib.Toy, y: np.ndarray, config: Config
+) -> dict[str, float]:
+    """Every sample metric of finite samples ``x`` against ``toy``'s reference sample ``y``."""
     _, key_mmd = jax.random.split(jax.random.PRNGKey(METRIC_SEED))
     mmd2, mmd_p = metrics.mmd_test(x, y, key_mmd, PERMUTATIONS)
     precision, recall = metrics.precision_recall(y, x, NEIGHBOURS)
@@ -159,13 +219,14 @@ def sample_quality(x: np.ndarray, toy: data_lib.Toy, config: Config) -> dict[str
         "precision": precision,
         "recall": recall,
     }
-    return {**quick_quality(x, toy, config), **{k: float(v) for k, v in values.items()}}
+    return {**quick_quality(x, toy, y, config), **{k: float(v) for k, v in values.items()}}
 
 
-def quick_quality(x: np.ndarray, toy: data_lib.Toy, config: Config) -> dict[str, float]:
+def quick_quality(
+    x: np.ndarray, toy: data_lib.Toy, y: np.ndarray, config: Config
+) -> dict[str, float]:
     """The cheap metrics of :func:`sample_quality` (:data:`QUICK_METRICS`; the mode metrics
     for Gaussian mixtures only), the same numbers it gives for ``x``."""
-    y = reference(toy, config)
     key_sliced, _ = jax.random.split(jax.random.PRNGKey(METRIC_SEED))
     values = {
         "sliced_w2": metrics.sliced_w2(x, y, key_sliced),
@@ -203,14 +264,15 @@ def likelihood(fn, params, toy: data_lib.Toy, config: Config) -> dict[str, float
     return {**values, "nll_nfe": int(out.nfe), "nll_status": "ok"}
 
 
-def noise_floor(toy: data_lib.Toy, config: Config) -> dict:
-    """The data's entropy (``entropy``, ``entropy_method``: an estimate takes seconds, so it
-    is cached with the floor) and ``samples``: each metric for ``FLOOR_REPEATS`` true samples
-    of ``toy``, with the excess NLL of the true density where it is known."""
+def noise_floor(toy: data_lib.Toy, y: np.ndarray, config: Config) -> dict:
+    """``note``: the data's entropy (an estimate takes seconds, so it is cached with the
+    floor), and ``samples``: each metric for ``FLOOR_REPEATS`` true samples of ``toy``
+    against the reference ``y``, with the excess NLL of the true density where it is known."""
     rows = []
     for r in range(FLOOR_REPEATS):
         key = jax.random.fold_in(jax.random.PRNGKey(FLOOR_SEED), r)
-        row = sample_quality(np.asarray(toy.sample(key, (config.num_samples,))), toy, config)
+        x = np.asarray(toy.sample(key, (config.num_samples,)))
+        row = sample_quality(x, toy, y, config)
         try:
             log_p = toy.log_prob(_heldout(toy, config, replica=1 + r))
         except NotImplementedError:
@@ -218,4 +280,5 @@ def noise_floor(toy: data_lib.Toy, config: Config) -> dict:
         else:
             row.update(_excess(-np.asarray(log_p), toy))
         rows.append(row)
-    return {"entropy": toy.entropy(), "entropy_method": toy.entropy_method, "samples": rows}
+    note = f"Entropy {toy.entropy():.4f} nats ({toy.entropy_method})."
+    return {"note": note, "samples": rows}

@@ -1,5 +1,6 @@
-"""Seaborn figures of a benchmark: sample densities, loss curves, NFE against quality, quality
-against training steps, and the learned score's error against the exact score."""
+"""Seaborn figures of a benchmark: sample densities (2-D toys) and sample grids (images), loss
+curves, NFE against quality, quality against training steps, and the learned score's error
+against the exact score."""
 
 from __future__ import annotations
 
@@ -10,9 +11,18 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from benchmarks.evaluation import METRICS
+from benchmarks import plan
+from benchmarks.tables import METRICS
 
-__all__ = ["densities", "loss_curves", "nfe_quality", "nfe_sweep", "score_error", "steps"]
+__all__ = [
+    "densities",
+    "images",
+    "loss_curves",
+    "nfe_quality",
+    "nfe_sweep",
+    "score_error",
+    "steps",
+]
 
 
 def _limits(x: np.ndarray) -> list[tuple[float, float]]:
@@ -57,6 +67,43 @@ def densities(
     plt.close(fig)
 
 
+def _tile(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """``[rows*cols, h, w, 1]`` -> one ``[rows*(h+1)+1, cols*(w+1)+1]`` image with 1-pixel
+    gaps (NaN, drawn blank)."""
+    images = np.asarray(images)[: rows * cols, ..., 0]
+    h, w = images.shape[1:]
+    canvas = np.full((rows * (h + 1) + 1, cols * (w + 1) + 1), np.nan)
+    for i, img in enumerate(images):
+        r, c = divmod(i, cols)
+        top, left = 1 + (h + 1) * r, 1 + (w + 1) * c
+        canvas[top : top + h, left : left + w] = np.clip(img, -1, 1)
+    return canvas
+
+
+def images(
+    path: Path,
+    real: np.ndarray,
+    samples: dict[tuple[str, str], np.ndarray],
+    families: list[str],
+    dataset: str,
+    label: str,
+) -> None:
+    """An 8x8 grid of samples per family of image ``dataset`` (``label`` names the sampler
+    and seed), and one of the ``real`` images, in ``[-1, 1]``."""
+    panels = {f: samples[f, dataset] for f in families if (f, dataset) in samples}
+    panels["real"] = real
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9), squeeze=False)
+    for ax, (name, x) in zip(axes[0], panels.items(), strict=True):
+        side = max(1, min(8, int(np.sqrt(len(x)))))
+        ax.imshow(_tile(x, side, side), cmap="gray_r", vmin=-1, vmax=1)
+        ax.set_title(name, fontsize=9)
+        ax.axis("off")
+    fig.suptitle(f"{dataset} ({label})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def loss_curves(path: Path, curves: list[dict]) -> None:
     """Training loss against step, per dataset, one line per family (band: sd over seeds);
     diverged runs (NaN losses) leave gaps."""
@@ -73,23 +120,30 @@ def loss_curves(path: Path, curves: list[dict]) -> None:
     plt.close(grid.figure)
 
 
-def nfe_quality(path: Path, rows: list[dict], floors: list[dict], metric: str) -> None:
-    """``metric`` against NFE for every ``ok`` cell, per dataset; the dashed line is the
-    metric's noise floor."""
+def nfe_quality(path: Path, rows: list[dict], floors: list[dict]) -> None:
+    """Each dataset's headline metric (its kind's ``HEADLINE``) against NFE for every ``ok``
+    cell; the dashed line is the metric's noise floor."""
     frame = pd.DataFrame(rows)
-    frame = frame[frame.status == "ok"]
+    if frame.empty or "status" not in frame:
+        return
+    frame = frame[frame.status == "ok"].copy()
     if frame.empty:
         return
+    headline = {d: plan.kind(d).HEADLINE for d in frame.dataset.unique()}
+    frame["value"] = [float(row[headline[row.dataset]]) for row in frame.itertuples()]
     grid = sns.relplot(
-        data=frame, x="nfe", y=metric, hue="sampler", style="family", col="dataset",
+        data=frame, x="nfe", y="value", hue="sampler", style="family", col="dataset",
         col_wrap=min(3, frame.dataset.nunique()), height=2.8, s=40,
         facet_kws={"sharey": False},
     )  # fmt: skip
-    floor = pd.DataFrame(floors).groupby("dataset")[metric].mean()
+    floor_frame = pd.DataFrame(floors)
+    grid.set(xscale="log")
     for dataset, ax in grid.axes_dict.items():
-        if dataset in floor and np.isfinite(floor[dataset]):
-            ax.axhline(floor[dataset], color="gray", linestyle="--", linewidth=1)
-    grid.set(xscale="log", ylabel=METRICS[metric][0])
+        metric = headline[dataset]
+        floor = floor_frame[floor_frame.dataset == dataset][metric].astype(float).mean()
+        if np.isfinite(floor):
+            ax.axhline(floor, color="gray", linestyle="--", linewidth=1)
+        ax.set_ylabel(METRICS[metric][0])
     grid.savefig(path, dpi=110)
     plt.close(grid.figure)
 
@@ -126,6 +180,23 @@ def nfe_sweep(path: Path, frame: pd.DataFrame, dataset: str, label: str) -> None
     plt.close(grid.figure)
 
 
+def _per_family(path: Path, frame: pd.DataFrame, x: str, y: str, title: str, **axes) -> None:
+    """``y`` against ``x`` on log axes, one line per family (mean and sd over seeds);
+    ``axes``: the axis labels and lines (``floor``: a dashed line at that height)."""
+    fig, ax = plt.subplots(figsize=(5.0, 3.4))
+    sns.lineplot(
+        data=frame, x=x, y=y, hue="family", style="family", markers=True, dashes=False,
+        errorbar="sd", ax=ax,
+    )  # fmt: skip
+    if (floor := axes.pop("floor", None)) is not None:
+        ax.axhline(floor, color="gray", linestyle="--", linewidth=1)
+    ax.set(xscale="log", yscale="log", **axes)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def steps(path: Path, frame: pd.DataFrame, dataset: str, label: str, sampler: str) -> None:
     """Quality against training steps on one dataset: ``ratio`` (a metric over its noise
     floor, named by ``label``) against the step on a log axis, one line per family (mean and
@@ -133,17 +204,10 @@ def steps(path: Path, frame: pd.DataFrame, dataset: str, label: str, sampler: st
     dataset with columns family, step, ratio; ``sampler`` names the sampler scored."""
     if frame.empty:
         return
-    fig, ax = plt.subplots(figsize=(5.0, 3.4))
-    sns.lineplot(
-        data=frame, x="step", y="ratio", hue="family", style="family", markers=True,
-        dashes=False, errorbar="sd", ax=ax,
-    )  # fmt: skip
-    ax.axhline(1.0, color="gray", linestyle="--", linewidth=1)
-    ax.set(xscale="log", yscale="log", xlabel="training steps", ylabel=label)
-    ax.set_title(f"{dataset}: quality per training step ({sampler})", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    title = f"{dataset}: quality per training step ({sampler})"
+    _per_family(
+        path, frame, "step", "ratio", title, floor=1.0, xlabel="training steps", ylabel=label
+    )
 
 
 def score_error(path: Path, frame: pd.DataFrame, dataset: str) -> None:
@@ -153,19 +217,9 @@ def score_error(path: Path, frame: pd.DataFrame, dataset: str) -> None:
     the rows of :func:`benchmarks.oracle.score_errors` for the dataset."""
     if frame.empty:
         return
-    fig, ax = plt.subplots(figsize=(5.0, 3.4))
-    sns.lineplot(
-        data=frame, x="noise", y="score_error", hue="family", style="family", markers=True,
-        dashes=False, errorbar="sd", ax=ax,
-    )  # fmt: skip
-    ax.set(
-        xscale="log", yscale="log", xlabel=r"scaled noise level $\sigma_t / \alpha_t$",
+    title = f"{dataset}: the learned score's error\n(an exact score: Gaussian mixtures only)"
+    _per_family(
+        path, frame, "noise", "score_error", title,
+        xlabel=r"scaled noise level $\sigma_t / \alpha_t$",
         ylabel=r"$\sigma_t^2\, E\|s_\theta - \nabla \log p_t\|^2$",
     )  # fmt: skip
-    ax.set_title(
-        f"{dataset}: the learned score's error\n(an exact score: Gaussian mixtures only)",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -27,11 +27,11 @@ import math
 import haiku as hk
 import jax
 import jax.numpy as jnp
-import numpy as np
 from tqdm.auto import tqdm
 
-from benchmarks import cache, evaluation, training
+from benchmarks import cache, evaluation
 from benchmarks.evaluation import SAMPLE_STREAM
+from benchmarks.plan import Plan
 from benchmarks.profiles import Config
 from zoo import data as data_lib
 from zoo import samplers as samplers_lib
@@ -64,6 +64,8 @@ SCORE_ERROR_SEED = 1005
 
 def has_exact_score(toy: data_lib.Toy, sde: SDE) -> bool:
     """Whether ``toy`` knows the exact score of its data noised by ``sde`` (traced, not run)."""
+    if not isinstance(toy, data_lib.Toy):  # image data: no density, no score
+        return False
     x = jax.ShapeDtypeStruct((1, *toy.event_shape), jnp.float32)
     try:
         jax.eval_shape(lambda x: toy.score(x, sde.T, sde), x)
@@ -99,22 +101,23 @@ def cell_key(toy: data_lib.Toy, sde: SDE, sampler, seed: int, config: Config) ->
     }
 
 
-def columns(config: Config, cells, toys, family_presets, store: cache.Cache) -> dict:
-    """The oracle columns (:data:`COLUMNS`) of every cell (a :class:`benchmarks.runner.Cell`)
+def columns(config: Config, the_plan: Plan, store: cache.Cache) -> dict:
+    """The oracle columns (:data:`COLUMNS`) of every cell (a :class:`benchmarks.plan.Cell`)
     whose sampler applies, on a dataset with an exact score; each oracle cell is sampled and
     scored once and cached."""
     values, compiled, exact = {}, {}, {}
     wanted = []
-    for cell in cells:
+    for cell in the_plan.cells:
         if isinstance(cell.resolved, str):
             continue
-        sde = family_presets[cell.family][cell.dataset].model.sde
+        sde = the_plan.presets[cell.family][cell.dataset].model.sde
+        toy = the_plan.data[cell.dataset]
         if (cell.dataset, sde) not in exact:
-            exact[cell.dataset, sde] = has_exact_score(toys[cell.dataset], sde)
+            exact[cell.dataset, sde] = has_exact_score(toy, sde)
         if exact[cell.dataset, sde]:
             wanted.append((cell, sde))
     for cell, sde in tqdm(wanted, desc="exact score", unit="cell", leave=False, disable=None):
-        toy = toys[cell.dataset]
+        toy, reference = the_plan.data[cell.dataset], the_plan.references[cell.dataset]
         key = cell_key(toy, sde, cell.resolved, cell.seed, config)
         path = store.oracle(cell.dataset, cell.seed, cell.sampler, cache.digest(key))
         piece = store.fetch(path, cache.read_piece)
@@ -124,25 +127,18 @@ def columns(config: Config, cells, toys, family_presets, store: cache.Cache) -> 
                 compiled[where] = jax.jit(
                     lambda k, s=cell.resolved, t=toy, p=sde: sample(t, p, s, k, config.num_samples)
                 )
-            piece = _score(compiled[where], cell.seed, toy, config)
+            piece = evaluation.sample_and_score(
+                compiled[where],
+                cell.seed,
+                reference,
+                lambda x, t=toy, r=reference: evaluation.quick_quality(x, t, r, config),
+            )
             cache.write_piece(path, piece, key)
         values[cell] = {
             "oracle_status": piece["status"],
             **{f"oracle_{m}": piece[m] for m in METRICS if m in piece},
         }
     return values
-
-
-def _score(fn, seed: int, toy: data_lib.Toy, config: Config) -> dict:
-    try:
-        out = jax.block_until_ready(fn(evaluation.sample_key(seed)))
-    except jax.errors.JaxRuntimeError as e:
-        return {"status": evaluation.failure(e)}
-    x = np.asarray(out.x)
-    piece = {"status": evaluation.sample_status(x, evaluation.reference(toy, config))}
-    if piece["status"] == "ok":
-        piece.update(nfe=int(out.nfe), **evaluation.quick_quality(x, toy, config))
-    return piece
 
 
 def score_error(
@@ -177,21 +173,21 @@ def score_error(
 
 
 def score_errors(
-    config: Config, family: str, by_dataset: dict, store: cache.Cache, toys: dict, runs
+    config: Config, the_plan: Plan, family: str, store: cache.Cache, runs
 ) -> list[dict]:
     """:func:`score_error` of each trained run of ``family`` on a dataset with an exact
     score, one row per noise level, cached per run; ``runs()`` trains or loads the runs
     (called only when a piece is missing)."""
     settings = {"levels": NOISE_LEVELS, "points": SCORE_ERROR_POINTS, "seed": SCORE_ERROR_SEED}
-    group = (tuple(config.datasets), tuple(config.seeds))
     rows = []
-    for dataset, preset in by_dataset.items():
-        model, toy = preset.model, toys[dataset]
+    for dataset, preset in the_plan.presets[family].items():
+        if isinstance(preset, str):
+            continue
+        model, toy = preset.model, the_plan.data[dataset]
         if not has_exact_score(toy, model.sde):
             continue
         for seed in config.seeds:
-            run_key = training.run_key(preset, dataset, seed, config.steps, group)
-            key = {"run": run_key, "score_error": settings}
+            key = {"run": the_plan.run_keys[family, dataset, seed], "score_error": settings}
             path = store.score_error(family, dataset, seed, cache.digest(key))
             piece = store.fetch(path, cache.read_piece)
             if piece is None:

@@ -28,6 +28,10 @@ class Config:
     :func:`zoo.presets.toy`) or ``"case_study"`` (the write-up's settings,
     :func:`zoo.presets.case_study`: DDPM, NCSN and sub-VP on nine Gaussians only).
 
+    Image data (``digits``): ``channels``, the UNet's base channels (16: CPU-sized; the
+    preset's default is 32), and ``nll_images``, the held-out images whose bits/dim each
+    trained run is scored on (0: none).
+
     ``keep_steps``: training steps at which each run's EMA parameters are kept (from the
     same training call) and scored with the first of ``samplers`` (:mod:`benchmarks.steps`).
     ``oracle``: on datasets with an exact score, also run every cell's sampler with the
@@ -51,6 +55,8 @@ class Config:
     nfe: tuple[int, ...] = ()
     keep_steps: tuple[int, ...] = ()
     oracle: bool = False
+    channels: int = 16
+    nll_images: int = 32
 
     @property
     def sampler_names(self) -> tuple[str, ...]:
@@ -68,61 +74,67 @@ TOY_DATASETS = (
     "swissroll",
 )
 
+# The whole comparison on 2 CPU cores in about an hour: six datasets x five families x three
+# seeds (90 runs, trained 18 at a time per family), each run sampled by its family's default
+# sampler and by the four deterministic samplers at 5-100 NFE. What sets the size: training 90
+# runs at ~560 aggregate steps/s; 21 cells per run at ~0.7 s of metrics each for n = 1,000;
+# NCSN's default (annealed Langevin) costs 10,000 NFE per sample.
+STANDARD = Config(
+    profile="standard",
+    families=FAMILIES,
+    datasets=TOY_DATASETS,
+    seeds=(0, 1, 2),
+    steps=6_000,
+    samplers=("default",),
+    sweep=named_samplers.SWEEP_KINDS,
+    nfe=(5, 10, 20, 50, 100),
+    num_samples=1_000,
+    num_nll=1_000,
+    nll_tol=1e-3,  # ~200 NFE instead of ~900 at 1e-5; moves the NLL by ~0.003 nats
+    out="results/standard",
+)
+
 PROFILES = {
     # ~75 s on 2 CPU cores (measured 2026-11-24): one dataset, one seed, each family's own sampler.
-    "quick": Config(
+    "quick": dataclasses.replace(
+        STANDARD,
         profile="quick",
-        families=FAMILIES,
         datasets=("nine_gaussians",),
         seeds=(0,),
         steps=3_000,
-        samplers=("default",),
-        num_samples=1_000,
-        num_nll=1_000,
-        nll_tol=1e-3,  # ~200 NFE instead of ~900 at 1e-5; moves the NLL by ~0.003 nats
+        sweep=(),
+        nfe=(),
         out="results/quick",
     ),
-    # The whole comparison on 2 CPU cores in about an hour: six datasets x five families x
-    # three seeds (90 runs, trained 18 at a time per family), each run sampled by its family's
-    # default sampler and by the four deterministic samplers at 5-100 NFE. What sets the size:
-    # training 90 runs at ~560 aggregate steps/s; 21 cells per run at ~0.7 s of metrics each
-    # for n = 1,000; NCSN's default (annealed Langevin) costs 10,000 NFE per sample.
-    "standard": Config(
-        profile="standard",
-        families=FAMILIES,
-        datasets=TOY_DATASETS,
-        seeds=(0, 1, 2),
-        steps=6_000,
-        samplers=("default",),
-        sweep=named_samplers.SWEEP_KINDS,
-        nfe=(5, 10, 20, 50, 100),
-        num_samples=1_000,
-        num_nll=1_000,
-        nll_tol=1e-3,
-        out="results/standard",
-    ),
+    "standard": STANDARD,
     # The case study's budget (128,000 steps) on a GPU, every family on six datasets.
-    "full": Config(
+    "full": dataclasses.replace(
+        STANDARD,
         profile="full",
-        families=FAMILIES,
-        datasets=TOY_DATASETS,
-        seeds=(0, 1, 2),
         steps=128_000,
-        samplers=(
-            "default",
-            "ancestral",
-            "em-1000",
-            "sde-1000",
-            "ode",
-            "pc",
-            "langevin",
-        ),
-        sweep=named_samplers.SWEEP_KINDS,
+        samplers=("default", "ancestral", "em-1000", "sde-1000", "ode", "pc", "langevin"),
         nfe=(5, 10, 20, 50, 100, 1000),
         num_samples=5_000,
         num_nll=10_000,
         nll_tol=1e-5,
         out="results/full",
+    ),
+    # `make bench-gpu` (benchmarks/bench_gpu.py): the standard comparison at the largest budget
+    # that should finish, compile included, within 8 minutes on one H100/H200. A guess until
+    # the first GPU run: SIZING
+    "gpu": Config(
+        profile="gpu",
+        families=FAMILIES,
+        datasets=TOY_DATASETS,
+        seeds=(0, 1, 2),
+        steps=64_000,
+        samplers=("default",),
+        sweep=named_samplers.SWEEP_KINDS,
+        nfe=(5, 10, 20, 50, 100),
+        num_samples=2_000,
+        num_nll=2_000,
+        nll_tol=1e-3,
+        out="results/gpu",
     ),
 }
 
@@ -130,4 +142,5 @@ PURPOSES = {
     "quick": "a few minutes on a CPU",
     "standard": "the whole comparison in about an hour on a CPU",
     "full": "the case-study budget, for a GPU",
+    "gpu": "the standard comparison at a GPU's budget, within 8 minutes (make bench-gpu)",
 }

@@ -15,13 +15,12 @@ import jax
 import pandas as pd
 
 import zoo
-from benchmarks import cache, evaluation, figures, oracle, steps, tables
+from benchmarks import cache, digits, figures, oracle, steps, tables
+from benchmarks.plan import kind
 from benchmarks.profiles import Config
 from benchmarks.runner import Outcome
 
 __all__ = ["clear", "config_id", "write"]
-
-QUALITY_FIGURE_METRIC = "sliced_w2"
 
 
 def _machine() -> dict:
@@ -47,14 +46,15 @@ REPORTS = (
 )
 FIGURES = (
     "samples.png",
+    "samples_*.png",
     "losses.png",
     "nfe_quality.png",
     "nfe_*.png",
     "steps_*.png",
     "score_error_*.png",
 )
-#: the metrics of steps.md (ratios to the floor); the figure shows the first
-STEP_METRICS = ("sliced_w2", "energy", "mode_kl")
+#: the metrics of steps.md (ratios to the floor); a dataset's figure shows the first it has
+STEP_METRICS = ("sliced_w2", "energy", "mode_kl", "frechet", "class_kl")
 ORACLE_NOTE = (
     "Exact-score columns (--oracle; datasets with an exact score of the noised data, the "
     "Gaussian mixtures): the same sampler, key and process driven by the exact score "
@@ -63,6 +63,13 @@ ORACLE_NOTE = (
     "error. score_error.csv holds each run's sigma_t^2 E||s_theta - grad log p_t||^2 per "
     "scaled noise level sigma_t / alpha_t."
 )
+
+
+#: the header's words for ``config.presets``
+PRESETS = {
+    "toy": "the zoo's presets (zoo.presets.toy, zoo.presets.digits)",
+    "case_study": "the case study's presets",
+}
 
 
 def config_id(config: Config) -> str:
@@ -87,6 +94,11 @@ def clear(out: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def describe(config: Config) -> str:
+    """How the numbers were obtained, for each kind of data in ``config``."""
+    return " ".join(k.describe(config) for k in dict.fromkeys(map(kind, config.datasets)))
+
+
 def write(config: Config, outcome: Outcome, start: float, command: str) -> str:
     """Write every report file into ``config.out`` as one set, replacing an earlier run's:
     each stamped with :func:`config_id`, ``summary.json`` last with the wall time since
@@ -96,12 +108,12 @@ def write(config: Config, outcome: Outcome, start: float, command: str) -> str:
     stamp = config_id(config)
     clear(out)
     tables.write_csv(out / "results.csv", outcome.rows, stamp)
-    text = tables.markdown(outcome.rows, outcome.floors, intro=outcome.entropies)
+    text = tables.markdown(outcome.rows, outcome.floors, intro=outcome.notes)
     header = (
-        f"# zoo benchmark: profile {config.profile}, {config.presets} presets\n\n"
+        f"# zoo benchmark: profile {config.profile}, {PRESETS[config.presets]}\n\n"
         f"Config {stamp} (summary.json holds it whole, with the checksum of every file).\n\n"
         f"{config.steps:,} training steps, seeds {', '.join(map(str, config.seeds))}, "
-        f"{config.num_samples:,} samples per cell. {evaluation.describe(config)}\n\n"
+        f"{config.num_samples:,} samples per cell. {describe(config)}\n\n"
         "Each entry is the mean ± sd over the seeds whose status is ok (the status column "
         "counts them; notes say what happened to the others); bold marks the best mean. "
         "NFE: score evaluations per sample; sample s: one compiled call, jit excluded; train s: "
@@ -112,20 +124,17 @@ def write(config: Config, outcome: Outcome, start: float, command: str) -> str:
     for name, rows in (("noise_floor.csv", outcome.floors), ("losses.csv", outcome.curves)):
         frame = pd.DataFrame(rows).assign(config=stamp)
         cache.write_bytes(out / name, frame.to_csv(index=False).encode())
-    sweep = tables.quality_per_nfe(
-        outcome.rows, outcome.floors, QUALITY_FIGURE_METRIC, config.sweep, config.nfe
-    )
-    label = f"{evaluation.METRICS[QUALITY_FIGURE_METRIC][0]} / floor"
+    sweep = tables.quality_per_nfe(outcome.rows, outcome.floors, config.sweep, config.nfe)
     if config.nfe:
         nfe_header = (
-            f"# Quality per NFE: {label}\n\nConfig {stamp}. Each entry is the mean ± sd over "
+            f"# Quality per NFE\n\nConfig {stamp}. Each entry is the mean ± sd over "
             "seeds of the cell's metric divided by the mean of the dataset's noise floor "
             "(1 is the floor). "
             "Columns are NFE budgets: ddim-N and dpm-N take N score evaluations, edm-N and "
             "ode-heun-N 2N - 1 (one fewer than the budget when it is even). The default column "
             "is each family's own sampler at its own NFE.\n\n"
         )
-        cache.write_bytes(out / "nfe.md", (nfe_header + tables.nfe_markdown(sweep, label)).encode())
+        cache.write_bytes(out / "nfe.md", (nfe_header + tables.nfe_markdown(sweep)).encode())
     if config.keep_steps:
         _steps(config, outcome, out, stamp)
     if config.oracle:
@@ -136,6 +145,7 @@ def write(config: Config, outcome: Outcome, start: float, command: str) -> str:
         _figures(config, outcome, out)
         if config.nfe:
             for dataset, frame in sweep.groupby("dataset", sort=False):
+                label = tables.headline_label(dataset)
                 figures.nfe_sweep(out / f"nfe_{dataset}.png", frame, dataset, label)
         if config.oracle and outcome.score_errors:
             errors = pd.DataFrame(outcome.score_errors)
@@ -152,22 +162,20 @@ def write(config: Config, outcome: Outcome, start: float, command: str) -> str:
         "cells_computed": outcome.computed,
         "cells_reused": outcome.reused,
         "rows": tables.summary_numbers(outcome.rows),
-        "metrics": evaluation.describe(config),
+        "metrics": describe(config),
         "files": {p.name: _sha256(p) for p in sorted(_report_files(out))},
     }
     cache.write_json(out / "summary.json", summary)  # last: its presence says the set is whole
-    return tables.markdown(outcome.rows, outcome.floors, tables.PRINTED, outcome.entropies)
+    return tables.markdown(outcome.rows, outcome.floors, tables.PRINTED, outcome.notes)
 
 
 def _steps(config: Config, outcome: Outcome, out: Path, stamp: str) -> None:
     """steps.csv (every kept step's row), steps.md (each metric over its floor per family and
     step) and one figure per dataset."""
-    frame = pd.DataFrame(outcome.steps, columns=steps.COLUMNS).assign(config=stamp)
+    frame = pd.DataFrame(outcome.steps, columns=steps.columns(outcome.steps)).assign(config=stamp)
     cache.write_bytes(out / "steps.csv", frame.to_csv(index=False).encode())
     per_step = {
-        f"{evaluation.METRICS[m][0]} / floor": tables.quality_per_step(
-            outcome.steps, outcome.floors, m
-        )
+        f"{tables.METRICS[m][0]} / floor": tables.quality_per_step(outcome.steps, outcome.floors, m)
         for m in STEP_METRICS
     }
     sampler, last = config.samplers[0], config.steps in config.keep_steps
@@ -183,17 +191,28 @@ def _steps(config: Config, outcome: Outcome, out: Path, stamp: str) -> None:
     text = tables.steps_markdown(per_step)
     cache.write_bytes(out / "steps.md", (header + text).encode())
     if config.figures:
-        label, first = next(iter(per_step.items()))
-        for dataset, group in first.groupby("dataset", sort=False):
-            figures.steps(out / f"steps_{dataset}.png", group, dataset, label, sampler)
+        for dataset in config.datasets:
+            shown = [
+                (label, group)
+                for label, frame in per_step.items()
+                if not (group := frame[frame.dataset == dataset].dropna(subset=["ratio"])).empty
+            ]
+            if shown:
+                label, group = shown[0]
+                figures.steps(out / f"steps_{dataset}.png", group, dataset, label, sampler)
 
 
 def _figures(config: Config, outcome: Outcome, out: Path) -> None:
-    reference = {d: evaluation.reference(zoo.data.get(d), config) for d in config.datasets}
-    samples = outcome.samples
+    """samples.png (2-D toys: densities), samples_<dataset>.png (images: grids of samples
+    beside real held-out images), losses.png and nfe_quality.png."""
+    samples, families = outcome.samples, list(config.families)
     label = f"{config.sampler_names[0]}, seed {config.seeds[0]}"
-    figures.densities(out / "samples.png", reference, samples, list(config.families), label)
+    toys = {d: x for d, x in outcome.references.items() if kind(d) is not digits}
+    if toys:
+        figures.densities(out / "samples.png", toys, samples, families, label)
+    for dataset in config.datasets:
+        if kind(dataset) is digits:
+            real = digits.load(dataset).test_set()[:64]
+            figures.images(out / f"samples_{dataset}.png", real, samples, families, dataset, label)
     figures.loss_curves(out / "losses.png", outcome.curves)
-    figures.nfe_quality(
-        out / "nfe_quality.png", outcome.rows, outcome.floors, QUALITY_FIGURE_METRIC
-    )
+    figures.nfe_quality(out / "nfe_quality.png", outcome.rows, outcome.floors)

@@ -6,34 +6,42 @@ the last step is the run's final parameters, so it repeats the main table's numb
 
 from __future__ import annotations
 
+import functools
+
 import jax
-import numpy as np
 from tqdm.auto import tqdm
 
-from benchmarks import cache, evaluation, named_samplers, training
-from benchmarks.evaluation import QUICK_METRICS
+from benchmarks import cache, digits, evaluation, named_samplers, training
+from benchmarks.plan import Plan, kind
 from benchmarks.profiles import Config
 
-__all__ = ["COLUMNS", "rows"]
+__all__ = ["COLUMNS", "columns", "rows"]
 
-#: the columns of steps.csv, in order
-COLUMNS = ("family", "dataset", "seed", "step", "sampler", "status", "nfe", *QUICK_METRICS)
+#: the columns of steps.csv, in order: the quick metrics of the toys, then of images
+METRICS = tuple(dict.fromkeys((*evaluation.QUICK_METRICS, *digits.QUICK_METRICS)))
+COLUMNS = ("family", "dataset", "seed", "step", "sampler", "status", "nfe", *METRICS)
 
 
-def rows(
-    config: Config, family: str, by_dataset: dict, store: cache.Cache, toys: dict, runs
-) -> list[dict]:
+def columns(rows: list[dict]) -> list[str]:
+    """:data:`COLUMNS` less the metrics that no row has (another kind of data's)."""
+    present = {k for row in rows for k in row}
+    return [c for c in COLUMNS if c not in METRICS or c in present]
+
+
+def rows(config: Config, the_plan: Plan, family: str, store: cache.Cache, runs) -> list[dict]:
     """One row per ``(dataset, seed, kept step)`` of ``family``: the sampler's name,
-    ``status``, ``nfe`` and the quick metrics, each cached; ``runs()`` trains or loads the
-    runs with their kept parameters (called only when a piece is missing)."""
+    ``status``, ``nfe`` and the quick metrics of the dataset's kind, each cached; ``runs()``
+    trains or loads the runs with their kept parameters (called only when a piece is
+    missing)."""
     name = config.samplers[0]
-    settings = evaluation.quick_settings(config)
-    group = (tuple(config.datasets), tuple(config.seeds))
     todo, found = [], {}
-    for dataset, preset in by_dataset.items():
+    for dataset, preset in the_plan.presets[family].items():
+        if isinstance(preset, str):
+            continue
+        settings = kind(dataset).quick_settings(config)
         sampler = named_samplers.resolve(name, preset.model.sde, preset.sampler)
         for seed in config.seeds:
-            run_key = training.run_key(preset, dataset, seed, config.steps, group)
+            run_key = the_plan.run_keys[family, dataset, seed]
             for step in config.keep_steps:
                 key = {
                     "snapshot": training.snapshot_key(run_key, step),
@@ -46,7 +54,7 @@ def rows(
                 found[where] = store.fetch(path, cache.read_piece)
                 if found[where] is None:
                     todo.append((where, sampler, path, key))
-    model, compiled = next(iter(by_dataset.values())).model, None
+    compiled = {}
     for (dataset, seed, step), sampler, path, key in tqdm(
         todo, desc=f"steps {family}", unit="cell", leave=False, disable=None
     ):
@@ -54,25 +62,21 @@ def rows(
             piece = {"status": f"skipped: {sampler}"}
         else:
             params = runs()[dataset, seed].kept[step]
-            compiled = compiled or jax.jit(
-                lambda p, k, s=sampler: model.sample(p, k, (config.num_samples,), s)
+            scorer, model = kind(dataset), the_plan.presets[family][dataset].model
+            if scorer not in compiled:  # one model per family and kind of data
+                compiled[scorer] = jax.jit(
+                    lambda p, k, s=sampler, m=model: m.sample(p, k, (config.num_samples,), s)
+                )
+            data, reference = the_plan.data[dataset], the_plan.references[dataset]
+            piece = evaluation.sample_and_score(
+                functools.partial(compiled[scorer], params),
+                seed,
+                reference,
+                lambda x, q=scorer.quick_quality, d=data, r=reference: q(x, d, r, config),
             )
-            piece = _score(compiled, params, seed, toys[dataset], config)
         cache.write_piece(path, piece, key)
         found[dataset, seed, step] = piece
     return [
         {"family": family, "dataset": d, "seed": s, "step": step, "sampler": name, **piece}
         for (d, s, step), piece in found.items()
     ]
-
-
-def _score(fn, params, seed: int, toy, config: Config) -> dict:
-    try:
-        out = jax.block_until_ready(fn(params, evaluation.sample_key(seed)))
-    except jax.errors.JaxRuntimeError as e:
-        return {"status": evaluation.failure(e)}
-    x = np.asarray(out.x)
-    piece = {"status": evaluation.sample_status(x, evaluation.reference(toy, config))}
-    if piece["status"] == "ok":
-        piece.update(nfe=int(out.nfe), **evaluation.quick_quality(x, toy, config))
-    return piece

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks import cache, named_samplers, oracle
-from benchmarks.evaluation import METRICS
+from benchmarks import cache, digits, evaluation, named_samplers, oracle, plan
 
 __all__ = [
     "COLUMNS",
@@ -25,12 +24,15 @@ __all__ = [
     "nfe_markdown",
     "quality_per_nfe",
     "quality_per_step",
+    "headline_label",
     "steps_markdown",
     "summary_numbers",
     "write_csv",
 ]
 
 KEYS = ["family", "dataset", "seed", "sampler"]
+#: column -> (label, which way is better): the toys' metrics, then the images'
+METRICS = {**evaluation.METRICS, **digits.METRICS}
 COLUMNS = [
     *KEYS,
     "status",
@@ -61,15 +63,29 @@ PRINTED = [
     "modes_covered",
     "precision",
     "recall",
+    "bpd",
+    "frechet",
+    "class_kl",
+    "confidence",
+    "nearest_train",
 ]
 
 
+def _metrics(datasets) -> list[str]:
+    """The metric columns of the kinds of data among ``datasets``."""
+    kinds = {plan.kind(d) for d in datasets}
+    return [c for c in METRICS if any(c in k.METRICS for k in kinds)]
+
+
 def _columns(rows: list[dict]) -> list[str]:
-    """:data:`COLUMNS`, with the oracle columns after the metrics when a row has them."""
+    """:data:`COLUMNS` with the metrics of the rows' kinds of data only, and the oracle
+    columns after them when a row has them."""
+    metrics = _metrics(r["dataset"] for r in rows)
+    columns = [c for c in COLUMNS if c not in METRICS or c in metrics]
     if not any("oracle_status" in row for row in rows):
-        return COLUMNS
-    at = COLUMNS.index(list(METRICS)[-1]) + 1
-    return [*COLUMNS[:at], *oracle.COLUMNS, *COLUMNS[at:]]
+        return columns
+    at = columns.index(metrics[-1]) + 1
+    return [*columns[:at], *oracle.COLUMNS, *columns[at:]]
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
@@ -128,14 +144,19 @@ def markdown(
 ) -> str:
     """One table per dataset: a row per family and sampler (mean +- sd over the ``ok`` seeds;
     the best mean of each metric in bold), the noise-floor row, and notes on every row that
-    is not ``ok``. ``intro``: a line to print under each dataset's heading. By default the
-    columns are every metric, and the oracle columns that hold a value."""
+    is not ``ok``. ``intro``: a line to print under each dataset's heading. ``columns``:
+    those to show where the dataset's kind has them; by default every metric of its kind, and
+    the oracle columns that hold a value."""
     frame, floor_frame = _frame(rows), pd.DataFrame(floors)
-    if columns is None:
-        present = [c for c in ORACLE if c in frame and frame[c].notna().any()]
-        columns = [*METRICS, *present]
+    wanted = columns
     out = io.StringIO()
     for dataset, by_dataset in frame.groupby("dataset", sort=False):
+        own = _metrics([dataset])
+        if wanted is None:
+            present = [c for c in ORACLE if c in frame and by_dataset[c].notna().any()]
+            columns = [*own, *present]
+        else:
+            columns = [c for c in wanted if c in own]
         ok = by_dataset[by_dataset.status == "ok"]
         best = {c: _best(ok.groupby(["family", "sampler"])[columns].mean(), c) for c in columns}
         table, notes = [], []
@@ -179,13 +200,13 @@ def summary_numbers(rows: list[dict]) -> dict[str, int]:
 
 
 def quality_per_nfe(
-    rows: list[dict], floors: list[dict], metric: str, sweep: tuple[str, ...], budgets
+    rows: list[dict], floors: list[dict], sweep: tuple[str, ...], budgets
 ) -> pd.DataFrame:
     """The ``ok`` cells of the NFE sweep and of each family's default sampler in long form:
     dataset, family, kind, budget (``None`` for the default), seed, nfe and ``ratio``, the
-    cell's ``metric`` over the mean of its noise floor on that dataset, and ``oracle_ratio``,
-    the same for the sampler with the exact score (NaN without one)."""
-    floor = pd.DataFrame(floors).groupby("dataset")[metric].mean()
+    cell's headline metric (its kind of data's ``HEADLINE``) over the mean of its noise floor
+    on that dataset, and ``oracle_ratio``, the same for the sampler with the exact score
+    (NaN without one)."""
     names = {"default": ("default", None)}
     for kind in sweep:
         for budget in budgets:
@@ -194,18 +215,28 @@ def quality_per_nfe(
     frame = frame[(frame.status == "ok") & frame.sampler.isin(list(names))].copy()
     frame["kind"] = [names[s][0] for s in frame.sampler]
     frame["budget"] = [names[s][1] for s in frame.sampler]
-    floors_here = frame.dataset.map(floor).astype(float)
-    frame["ratio"] = frame[metric].astype(float) / floors_here
-    exact = frame[f"oracle_{metric}"] if f"oracle_{metric}" in frame else float("nan")
-    frame["oracle_ratio"] = pd.Series(exact, index=frame.index, dtype=float) / floors_here
+    floor_frame = pd.DataFrame(floors)
+    frame["ratio"] = frame["oracle_ratio"] = float("nan")
+    for dataset, at in frame.groupby("dataset", sort=False).groups.items():
+        metric = plan.kind(dataset).HEADLINE
+        floor = floor_frame[floor_frame.dataset == dataset][metric].astype(float).mean()
+        frame.loc[at, "ratio"] = frame.loc[at, metric].astype(float) / floor
+        if f"oracle_{metric}" in frame:
+            frame.loc[at, "oracle_ratio"] = frame.loc[at, f"oracle_{metric}"].astype(float) / floor
     return frame[["dataset", "family", "kind", "budget", "seed", "nfe", "ratio", "oracle_ratio"]]
 
 
-def nfe_markdown(frame: pd.DataFrame, label: str) -> str:
+def headline_label(dataset: str) -> str:
+    """The label of :func:`quality_per_nfe`'s ratio on ``dataset``, e.g. "sliced W2 / floor"."""
+    return f"{METRICS[plan.kind(dataset).HEADLINE][0]} / floor"
+
+
+def nfe_markdown(frame: pd.DataFrame) -> str:
     """One table per dataset from :func:`quality_per_nfe`: a row per family and sampler, a
-    column per NFE budget, each entry the mean ± sd over seeds of ``label`` (a ratio to the
-    floor: 1 is the floor); the default sampler's entry names its NFE. Where the frame has
-    the exact score's ratios, each sampler's row is followed by theirs ("exact score")."""
+    column per NFE budget, each entry the mean ± sd over seeds of the ratio to the floor
+    (:func:`headline_label`; 1 is the floor); the default sampler's entry names its NFE.
+    Where the frame has the exact score's ratios, each sampler's row is followed by theirs
+    ("exact score")."""
     out = io.StringIO()
     budgets = sorted(b for b in frame.budget.dropna().unique())
     for dataset, by_dataset in frame.groupby("dataset", sort=False):
@@ -227,7 +258,7 @@ def nfe_markdown(frame: pd.DataFrame, label: str) -> str:
                     exact[f"~{budget:g}"] = _cell(values, ".2f")
                 table.append(exact)
         text = pd.DataFrame(table).fillna("").to_markdown(index=False, disable_numparse=True)
-        out.write(f"### {dataset}: {label}\n\n{text}\n\n")
+        out.write(f"### {dataset}: {headline_label(dataset)}\n\n{text}\n\n")
     return out.getvalue()
 
 

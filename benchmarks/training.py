@@ -74,10 +74,12 @@ def run_key(
     seed: int,
     steps: int,
     group: tuple[tuple[str, ...], tuple[int, ...]],
+    num_train: int = NUM_TRAIN,
 ) -> str:
     """Hash of what a run's parameters depend on, including the ``group`` of datasets and
     seeds trained beside it in one vmapped call: the same run trained in another group can
-    differ in the last bits (batched reductions), so it is another piece."""
+    differ in the last bits (batched reductions), so it is another piece. ``num_train``:
+    the size of each dataset's training set (``zoo.train.fit``'s ``num_train``)."""
     return cache.digest(
         {
             "model": model_key(preset.model),
@@ -86,7 +88,7 @@ def run_key(
             "steps": steps,
             "batch_size": preset.batch_size,
             "learning_rate": preset.learning_rate,
-            "num_train": NUM_TRAIN,
+            "num_train": num_train,
             "log_every": LOG_EVERY,
             "group": group,
         }
@@ -107,13 +109,18 @@ def train_family(
     steps: int,
     store: cache.Cache,
     keep_at: tuple[int, ...] = (),
+    num_train: int = NUM_TRAIN,
 ) -> dict[tuple[str, int], Run]:
-    """Every ``(dataset, seed)`` run of ``family`` (``datasets``: its preset per dataset),
-    with its EMA parameters at each of the steps ``keep_at``, all trained in one call unless
-    every one is in ``store`` (a group is trained whole, so a run's numbers never depend on
-    which others were missing)."""
+    """Every ``(dataset, seed)`` run of ``family`` (``datasets``: its preset per dataset, all
+    of one model), with its EMA parameters at each of the steps ``keep_at``, all trained in
+    one call on ``num_train`` points per dataset unless every one is in ``store`` (a group
+    is trained whole, so a run's numbers never depend on which others were missing)."""
     group = (tuple(datasets), tuple(seeds))
-    keys = {(d, s): run_key(p, d, s, steps, group) for d, p in datasets.items() for s in seeds}
+    keys = {
+        (d, s): run_key(p, d, s, steps, group, num_train)
+        for d, p in datasets.items()
+        for s in seeds
+    }
     paths = {ds: store.run(family, *ds, key) for ds, key in keys.items()}
     found = {ds: store.fetch(_json(path), cache.read_run) for ds, path in paths.items()}
     snapshots = {
@@ -137,7 +144,7 @@ def train_family(
                 seeds=seeds,
                 batch_size=preset.batch_size,
                 optimizer=preset.optimizer(),
-                num_train=NUM_TRAIN,
+                num_train=num_train,
                 log_every=LOG_EVERY,
                 progress=sys.stderr.isatty(),  # no bar in a log file
                 keep_at=keep_at,
