@@ -146,7 +146,7 @@ def train_family(
                 optimizer=preset.optimizer(),
                 num_train=num_train,
                 log_every=LOG_EVERY,
-                progress=sys.stderr.isatty(),  # no bar in a log file
+                progress=sys.stderr.isatty() and family,  # no bar in a log file; named by family
                 keep_at=keep_at,
             )
         state = jax.block_until_ready(state)

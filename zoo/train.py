@@ -147,7 +147,7 @@ def fit(
     ema_decay: float = 0.999,
     num_train: int = 10_000,
     log_every: int = 100,
-    progress: bool = False,
+    progress: bool | str = False,
     state: TrainState | None = None,
     keep_at: Sequence[int] | None = None,
 ) -> tuple[TrainState, np.ndarray] | tuple[TrainState, np.ndarray, dict[int, Any]]:
@@ -247,7 +247,9 @@ def fit(
         state = jax.tree_util.tree_map(put, _resumed(state, fresh, num_runs))
     blocks = [log_every] * (steps // log_every) + ([steps % log_every] if steps % log_every else [])
     curve, kept, done = [], {}, 0
-    bar = _progress(steps, progress, f"train {model.family.__name__} x{num_runs}")
+    # A string names the bar (e.g. the benchmark's "vp", "subvp", "ve": all three are ScoreSDE).
+    label = progress if isinstance(progress, str) else model.family.__name__
+    bar = _progress(steps, bool(progress), f"train {label} x{num_runs}")
     for length in blocks:
         state, loss = train_block(run_data, state, length)
         curve.append(loss)
