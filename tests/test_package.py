@@ -9,14 +9,13 @@ from pathlib import Path
 import pytest
 
 import zoo
-from benchmarks import cli, digits, speed
+from benchmarks import cli, speed
 
 SETUP_CFG = Path(__file__).parents[1] / "setup.cfg"
 # Each console script and the parser behind it.
 COMMANDS = {
     "zoo-bench": cli.parser,
     "zoo-bench-speed": speed.parser,
-    "zoo-bench-digits": digits.parser,
 }
 
 
