@@ -441,11 +441,8 @@ def test_get_finds_the_digits_in_zoo_images():
     from zoo import images
 
     assert data.get("digits") is images.digits()
-    assert data.digits is images.digits and data.Digits is images.Digits
     with pytest.raises(ValueError, match="valid names: nine_gaussians.*two_circles, digits"):
         data.get("mnist")
-    with pytest.raises(AttributeError, match="has no attribute 'mnist'"):
-        data.mnist  # noqa: B018
 
 
 def test_importing_data_does_not_load_distrax():

@@ -21,6 +21,7 @@ _SUBMODULES = frozenset(
     (
         "data",
         "image_metrics",
+        "images",
         "likelihood",
         "metrics",
         "models",
@@ -79,6 +80,7 @@ __all__ = [
     "UNet",
     "data",
     "image_metrics",
+    "images",
     "likelihood",
     "log_likelihood",
     "metrics",

@@ -63,12 +63,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from zoo import images
 from zoo._checks import is_concrete
 
 if TYPE_CHECKING:  # distrax and scipy are imported where used: `import zoo.data` stays light
     import distrax
-
-    from zoo import images
 
 __all__ = [
     "NAMES",
@@ -703,21 +702,6 @@ def get(name: str) -> Toy | images.Digits:
     sets) or an image set of :mod:`zoo.images` (one of ``zoo.images.NAMES``)."""
     if name in _FACTORIES:
         return _FACTORIES[name]()
-    from zoo import images  # on demand: the toys need neither images nor sklearn
-
     if name in images.NAMES:
         return images.get(name)
     raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(NAMES + images.NAMES)}")
-
-
-# The digits live in zoo.images; these names keep zoo.data.digits() and zoo.data.Digits
-# working for code written before the move, importing zoo.images only when one is used.
-_IMAGE_NAMES = ("DIGITS_LEVELS", "Digits", "digits")
-
-
-def __getattr__(name: str):
-    if name in _IMAGE_NAMES:
-        from zoo import images
-
-        return getattr(images, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

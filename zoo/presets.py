@@ -84,8 +84,9 @@ class Family:
         predict: str = "eps",
     ) -> Model:
         """:func:`zoo.transform` of this family over ``net`` (and ``process`` in place of the
-        family's). The config names only what differs from the model's defaults, so that equal
-        models have equal configs (the benchmark's cache keys hash them)."""
+        family's). Besides the process and ``net``, the config names only the settings that
+        differ from the model's defaults, so that equal models have equal configs (the
+        benchmark's cache keys hash them)."""
         # The first argument of every family's constructor is its process (DDPM and NCSN:
         # schedule, ScoreSDE: sde).
         process_arg = next(iter(inspect.signature(self.model).parameters))
