@@ -130,7 +130,7 @@ def nfe_quality(path: Path, rows: list[dict], floors: list[dict]) -> None:
     if frame.empty:
         return
     headline = {d: plan.kind(d).HEADLINE for d in frame.dataset.unique()}
-    frame["value"] = [float(row[headline[row.dataset]]) for row in frame.itertuples()]
+    frame["value"] = [float(frame.at[i, headline[dataset]]) for i, dataset in frame.dataset.items()]
     grid = sns.relplot(
         data=frame, x="nfe", y="value", hue="sampler", style="family", col="dataset",
         col_wrap=min(3, frame.dataset.nunique()), height=2.8, s=40,

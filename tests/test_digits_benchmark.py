@@ -4,6 +4,7 @@ run with toys and digits together, and command-line errors."""
 
 import dataclasses
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -20,7 +21,6 @@ TINY = [
     "--samples=10",
     "--channels=8",
     "--nll-images=2",
-    "--no-figures",
 ]
 
 
@@ -42,11 +42,13 @@ def test_digits_run_through_the_harness_and_resume_to_the_same_results(tmp_path)
     # vp-lw has no digits preset: its cells are skipped, not an error.
     lw = results[results.family == "vp-lw"]
     assert len(lw) == 2 and lw.status.str.startswith("skipped: no vp-lw preset").all()
+    names = {p.name for p in out.iterdir()}
+    assert "samples_digits.png" in names and "samples.png" not in names  # no toy densities
     floor = pd.read_csv(out / "noise_floor.csv")
     assert list(floor.dataset) == ["digits"] and floor.frechet.notna().all()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["runs_trained"] == 1 and summary["cells_computed"] == 2
-    assert "| writeup | ddim-10 |" in (out / "results.md").read_text()
+    assert re.search(r"\| writeup +\| ddim-10 +\| 1/1 ok", (out / "results.md").read_text())
 
     assert main([*TINY, f"--out={out}"]) == 0  # the same command again computes nothing
     summary = json.loads((out / "summary.json").read_text())
