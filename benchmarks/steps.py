@@ -1,8 +1,9 @@
 """Quality per training step: each run's EMA parameters kept at ``config.keep_steps`` of its
 one training call (:func:`zoo.train.fit` with ``keep_at``), sampled with the first of
 ``config.samplers`` (``default`` in every profile: the family's own sampler) from the key of
-the run's other cells, and scored by :func:`benchmarks.evaluation.quick_quality`. The row of
-the last step is the run's final parameters, so it repeats the main table's numbers."""
+the run's other cells, and scored by its kind of data's ``quick_quality`` (the toys' cheap
+metrics, or the digits' image metrics). The row of the last step is the run's final
+parameters, so it repeats the main table's numbers."""
 
 from __future__ import annotations
 
