@@ -1,0 +1,215 @@
+"""``make bench-gpu`` (``python -m benchmarks.bench_gpu``): the whole comparison at the
+``gpu`` profile (every family, the six toy datasets, three seeds), then the speed benchmark
+(``python -m benchmarks.speed``), into one results folder named by device and date:
+``<root>/gpu-<device kind>-<YYYY-MM-DD>/`` with the comparison's reports (results.csv,
+results.md, nfe.md, summary.json, figures; its cache in cache/), the speed benchmark's
+output (speed.md, and its tables in speed.csv) and bench_gpu.json (wall times, device).
+
+``--tiny``: the same two steps at a budget that runs in about a minute on a CPU, into
+``gpu-tiny-<device kind>-<date>/``; the tests run it so that this command cannot rot.
+Without ``--tiny`` a machine where JAX finds no GPU is refused: the profile is sized for one.
+Run again on the same day, the comparison resumes from the folder's cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+__all__ = [
+    "GPU_SPEED",
+    "NEEDED",
+    "TINY_BENCH",
+    "TINY_SPEED",
+    "device_kind",
+    "folder_name",
+    "main",
+    "markdown_tables",
+    "missing",
+]
+
+ROOT = Path(__file__).parent / "results"
+USAGE_ERROR = 2
+
+#: the comparison's flags for ``--tiny``: every family x dataset x seed of the gpu profile,
+#: trained a few steps and sampled by one cheap sampler, no sweep, a few points per metric
+TINY_BENCH = (
+    "--steps=20",
+    "--samplers=ddim-3",
+    "--nfe=none",
+    "--samples=40",
+    "--nll-points=4",
+    "--no-figures",
+)
+#: the speed benchmark's flags on a GPU: N = 5,000 instead of its 20,000, so that its 2 run
+#: counts x 6 pairs (a warm-up, 5 timed) x 2 loops x (N + 3N) = 480,000 training steps take
+#: under a minute of the 8 at the ~15,000 steps/s of one fused run that DESIGN.md measured
+#: on an H100, with each timed difference (2N steps) still near a second
+GPU_SPEED = ("--train-steps=5000",)
+#: the speed benchmark's flags for ``--tiny``
+TINY_SPEED = (
+    "--runs=1",
+    "--train-steps=10",
+    "--sample-steps=10",
+    "--samples=20",
+    "--repeats=1",
+)
+
+
+#: what the run imports (module -> pip name): checked before any work, since a GPU machine
+#: without a package index has only what its image and .whl/ bring
+NEEDED = {
+    "jax": "jax",
+    "haiku": "dm-haiku",
+    "distrax": "distrax",
+    "diffrax": "diffrax",
+    "optax": "optax",
+    "ot": "pot",
+    "tabulate": "tabulate",
+    "pandas": "pandas",
+    "seaborn": "seaborn",
+    "tqdm": "tqdm",
+}
+
+
+def missing(needed: dict[str, str] = NEEDED) -> list[str]:
+    """The pip names of the ``needed`` modules that this Python cannot import."""
+    return [pip for module, pip in needed.items() if importlib.util.find_spec(module) is None]
+
+
+def device_kind(devices: list) -> str:
+    """A folder-name form of the devices JAX uses: ``nvidia-h200``, ``cpu``, or
+    ``8x-nvidia-h100-80gb-hbm3`` for several devices of one kind."""
+    kinds = sorted({d.device_kind for d in devices})
+    slug = re.sub(r"[^a-z0-9]+", "-", "+".join(kinds).lower()).strip("-")
+    return slug if len(devices) == 1 else f"{len(devices)}x-{slug}"
+
+
+def folder_name(kind: str, date: datetime.date, tiny: bool) -> str:
+    """``gpu-<kind>-<YYYY-MM-DD>`` (``gpu-tiny-...`` for the tiny budget)."""
+    return f"gpu-{'tiny-' if tiny else ''}{kind}-{date.isoformat()}"
+
+
+def markdown_tables(text: str) -> list[tuple[str, list[dict]]]:
+    """Every pipe table in ``text`` as ``(title, rows)``: the title is the last non-table
+    line above it (without a trailing colon), a row is ``{column: value}``, with numbers
+    parsed as numbers."""
+    tables, title, block = [], "", []
+    for line in [*text.splitlines(), ""]:
+        if line.startswith("|"):
+            block.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+            continue
+        if block:
+            header, body = block[0], block[2:]  # block[1] is the |---:| alignment row
+            tables.append(
+                (title, [dict(zip(header, map(_number, row), strict=True)) for row in body])
+            )
+            block = []
+        if line.strip():
+            title = line.strip().rstrip(":")
+    return tables
+
+
+def _number(text: str) -> float | str:
+    try:
+        return float(text.replace(",", ""))
+    except ValueError:
+        return text
+
+
+def _speed(out: Path, tiny: bool) -> float:
+    """Run the speed benchmark in a process of its own (its timings untouched by what the
+    comparison left in memory), echo its output, and write speed.md and speed.csv."""
+    start = time.perf_counter()
+    command = [sys.executable, "-m", "benchmarks.speed", *(TINY_SPEED if tiny else GPU_SPEED)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    print(done.stdout, end="")
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr)
+        raise SystemExit(f"bench-gpu: the speed benchmark failed (exit code {done.returncode})")
+    (out / "speed.md").write_text(done.stdout)
+    rows = [
+        {"table": title, **row} for title, table in markdown_tables(done.stdout) for row in table
+    ]
+    if not rows:
+        raise SystemExit("bench-gpu: the speed benchmark printed no table")
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(out / "speed.csv", index=False)
+    return time.perf_counter() - start
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bench-gpu",
+        description=__doc__.split("\n\n")[0].replace("``", ""),
+    )
+    p.add_argument(
+        "--tiny", action="store_true", help="a budget of about a minute on a CPU (the tests)"
+    )
+    p.add_argument(
+        "--root", type=Path, default=ROOT, help=f"where the results folder goes ({ROOT})"
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    start = time.perf_counter()
+    date = datetime.datetime.now(datetime.timezone.utc).date()
+
+    absent = missing()
+    if absent:
+        print(
+            f"bench-gpu: error: cannot import {', '.join(absent)}; install them (on a machine "
+            f"without a package index: ../shared/tools/gpu-wheels {' '.join(absent)})",
+            file=sys.stderr,
+        )
+        return USAGE_ERROR
+    import jax
+
+    from benchmarks.__main__ import main as bench
+
+    devices = jax.devices()
+    if not args.tiny and jax.default_backend() == "cpu":
+        print(
+            "bench-gpu: error: JAX finds no GPU (backend cpu), and the gpu profile is sized for "
+            "one (hours on a CPU); --tiny (make bench-gpu TINY=1) checks the path on a CPU",
+            file=sys.stderr,
+        )
+        return USAGE_ERROR
+    out = args.root / folder_name(device_kind(devices), date, args.tiny)
+    flags = ["--profile=gpu", f"--out={out}", *(TINY_BENCH if args.tiny else ())]
+    print(f"bench-gpu: {' '.join(flags)} on {', '.join(map(str, devices))}", flush=True)
+    status = bench(flags)
+    if status != 0:
+        return status
+    comparison_s = time.perf_counter() - start
+    speed_s = _speed(out, args.tiny)
+    total_s = time.perf_counter() - start
+    record = {
+        "devices": [str(d) for d in devices],
+        "device_kind": devices[0].device_kind,
+        "date": date.isoformat(),
+        "tiny": args.tiny,
+        "comparison_s": round(comparison_s, 1),
+        "speed_s": round(speed_s, 1),
+        "total_s": round(total_s, 1),
+    }
+    (out / "bench_gpu.json").write_text(json.dumps(record, indent=1) + "\n")
+    print(
+        f"bench-gpu: comparison {comparison_s:.0f} s, speed {speed_s:.0f} s, "
+        f"total {total_s:.0f} s -> {out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

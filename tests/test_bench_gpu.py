@@ -1,0 +1,108 @@
+"""``make bench-gpu`` (benchmarks/bench_gpu.py): its tiny budget end to end on the CPU, the
+folder it names, and its refusal to run the GPU-sized profile on a CPU."""
+
+import datetime
+import itertools
+import json
+import types
+
+import jax
+import pandas as pd
+import pytest
+
+from benchmarks import bench_gpu, profiles
+from zoo import presets
+
+
+def _today() -> datetime.date:
+    return datetime.datetime.now(datetime.timezone.utc).date()
+
+
+def test_the_gpu_profile_is_the_whole_comparison():
+    gpu = profiles.PROFILES["gpu"]
+    assert gpu.families == presets.FAMILIES
+    assert gpu.datasets == profiles.TOY_DATASETS and len(gpu.datasets) == 6
+    assert len(gpu.seeds) == 3
+    assert "default" in gpu.samplers
+
+
+def test_tiny_run_writes_one_folder_named_by_device_and_date(tmp_path, capsys):
+    before = _today()
+    assert bench_gpu.main(["--tiny", "--root", str(tmp_path)]) == 0
+    dates = {before, _today()}  # a run across midnight may carry either date
+
+    (out,) = tmp_path.iterdir()
+    kind = jax.devices()[0].device_kind.lower()
+    assert out.name in {f"gpu-tiny-{kind}-{d.isoformat()}" for d in dates}
+
+    gpu = profiles.PROFILES["gpu"]
+    results = pd.read_csv(out / "results.csv")
+    runs = list(zip(results.family, results.dataset, results.seed, strict=True))
+    assert sorted(runs) == sorted(itertools.product(gpu.families, gpu.datasets, gpu.seeds))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["profile"] == "gpu"
+
+    # the speed benchmark's output as it printed it, and its tables as rows
+    speed_md = (out / "speed.md").read_text()
+    assert speed_md in capsys.readouterr().out
+    speed = pd.read_csv(out / "speed.csv")
+    assert speed.table.nunique() >= 2  # training and sampling
+    for _, table in speed.groupby("table"):
+        rates = table.dropna(axis=1).select_dtypes("number")
+        assert rates.shape[1] > 0 and (rates > 0).all().all()
+
+    record = json.loads((out / "bench_gpu.json").read_text())
+    assert record["tiny"] is True and record["device_kind"] == jax.devices()[0].device_kind
+    assert 0 < record["comparison_s"] <= record["total_s"]
+
+
+def test_the_gpu_profile_is_refused_on_a_cpu(tmp_path, capsys):
+    assert jax.default_backend() == "cpu"  # the test machine
+    assert bench_gpu.main(["--root", str(tmp_path)]) == 2
+    assert "--tiny" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_package_is_named_before_any_work(tmp_path, capsys, monkeypatch):
+    assert bench_gpu.missing({"json": "json", "no_such_module_zoo": "no-such-pkg"}) == [
+        "no-such-pkg"
+    ]
+    monkeypatch.setitem(bench_gpu.NEEDED, "no_such_module_zoo", "no-such-pkg")
+    assert bench_gpu.main(["--tiny", "--root", str(tmp_path)]) == 2
+    assert "no-such-pkg" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "kinds, expected",
+    [
+        (["cpu"], "cpu"),
+        (["NVIDIA H200"], "nvidia-h200"),
+        (["NVIDIA H100 80GB HBM3"] * 8, "8x-nvidia-h100-80gb-hbm3"),
+    ],
+)
+def test_device_kind_is_a_folder_name(kinds, expected):
+    devices = [types.SimpleNamespace(device_kind=k) for k in kinds]
+    assert bench_gpu.device_kind(devices) == expected
+
+
+def test_folder_name_has_the_kind_and_the_date():
+    date = datetime.date(2026, 12, 1)
+    assert bench_gpu.folder_name("nvidia-h200", date, tiny=False) == "gpu-nvidia-h200-2026-12-01"
+    assert bench_gpu.folder_name("cpu", date, tiny=True) == "gpu-tiny-cpu-2026-12-01"
+
+
+def test_markdown_tables_reads_each_table_under_its_title():
+    text = (
+        "zoo speed on cpu:0\n\nTraining vp, jit excluded:\n\n"
+        "|   runs |   steps/s |\n|-------:|----------:|\n"
+        "|      1 |     1,490 |\n|      5 |  703.5 |\n"
+        "\nSampling:\n\n| sampler | NFE |\n|:--|--:|\n| EM(steps=3, a=1) | 3 |\n"
+    )
+    assert bench_gpu.markdown_tables(text) == [
+        (
+            "Training vp, jit excluded",
+            [{"runs": 1, "steps/s": 1490}, {"runs": 5, "steps/s": 703.5}],
+        ),
+        ("Sampling", [{"sampler": "EM(steps=3, a=1)", "NFE": 3}]),
+    ]
