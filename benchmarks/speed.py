@@ -1,10 +1,13 @@
 """``zoo-bench-speed`` (``python -m benchmarks.speed``): how fast the zoo trains and samples
 on this machine.
 
-1. Aggregate training steps/s of the fused loop (``lax.scan`` over steps, ``vmap`` over runs)
-   for 1, 5 and 25 runs. ``zoo.train.fit`` traces a new step function on every call, so a
-   warm-up call fills JAX's persistent compilation cache; then each count is timed at N and
-   2N steps (blocks of N) and the rate taken from the difference, which also cancels setup.
+1. ``zoo.train.fit`` against a minimal fused loop of the same model, loss, batch size and optax
+   optimizer (a ``lax.scan`` over steps that draws each minibatch with
+   ``jax.random.randint`` from the same training array, takes a gradient and applies the
+   update: nothing else), for 1 run and for several runs vmapped. Each is timed at N and 3N
+   steps and the rate taken from the difference, which cancels compiling and setup; the pairs
+   are repeated, interleaved, and the medians reported, in wall time and in the process's CPU
+   time (which a shared machine's other jobs disturb less).
 2. The reverse-time SDE by Diffrax (``ReverseSDE``, Euler with an ``UnsafeBrownianPath``)
    against the plain ``lax.scan`` ``EulerMaruyama`` with the same network and steps: each
    compiled once, then the median of repeated calls.
@@ -14,42 +17,111 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import statistics
 import tempfile
 import time
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
 import pandas as pd
 
 import zoo
 from benchmarks.cli import plain
 from zoo import data, presets, samplers, train
 
-__all__ = ["main", "parser", "sampling_speed", "training_speed"]
+__all__ = ["main", "parser", "sampling_speed", "training_speed", "fused_loop"]
 
 
 def _counts(text: str) -> tuple[int, ...]:
     return tuple(int(v) for v in text.split(","))
 
 
-def training_speed(family: str, runs: tuple[int, ...], steps: int) -> pd.DataFrame:
-    """Aggregate and per-run training steps/s of ``family``'s toy preset, jit excluded."""
-    preset = presets.toy(family)
+def fused_loop(model: zoo.Model, x, batch_size: int, optimizer, num_runs: int, steps: int):
+    """The reference: ``num_runs`` runs (vmapped) of ``steps`` fused steps, each
+    ``params <- params + optimizer(grad mean(model.loss(params, key, x[randint])))``.
 
-    def seconds(num_runs, total):
-        start = time.perf_counter()
+    Returns a jitted function of the runs' keys ``[R, 2]`` to their parameters and mean loss."""
+    x = jnp.asarray(x)
+
+    def step(carry, _):
+        params, opt_state, key = carry
+        key, batch_key, loss_key = jax.random.split(key, 3)
+        batch = x[jax.random.randint(batch_key, (batch_size,), 0, x.shape[0])]
+        loss, grads = jax.value_and_grad(lambda p: jnp.mean(model.loss(p, loss_key, batch)))(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state, key), loss
+
+    def run(key):
+        init_key, key = jax.random.split(key)
+        params = model.init(init_key, x[:batch_size])
+        (params, _, _), losses = jax.lax.scan(
+            step, (params, optimizer.init(params), key), None, length=steps
+        )
+        return params, jnp.mean(losses)
+
+    if num_runs == 1:
+        return jax.jit(lambda keys: run(keys[0]))
+    return jax.jit(jax.vmap(run))
+
+
+def _timed(fn) -> tuple[float, float]:
+    """Wall and process CPU seconds of ``fn()``, its result ready."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    jax.block_until_ready(fn())
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _loops(preset: presets.Preset, x: np.ndarray, optimizer, num_runs: int, steps: int) -> dict:
+    """The two loops compared, each a function of a step count (``steps`` or ``3 * steps``)."""
+    keys = jnp.stack([jax.random.PRNGKey(s) for s in range(num_runs)])
+    model, batch_size = preset.model, preset.batch_size
+    fused = {
+        n: fused_loop(model, x, batch_size, optimizer, num_runs, n) for n in (steps, 3 * steps)
+    }
+
+    def fit(n):
         state, _ = train.fit(
-            preset.model, preset.data, steps=total, seeds=range(num_runs),
-            batch_size=preset.batch_size, optimizer=preset.optimizer(), log_every=steps,
+            model, x, steps=n, seeds=range(num_runs), num_train=len(x), batch_size=batch_size,
+            optimizer=optimizer,
         )  # fmt: skip
-        jax.block_until_ready(state)
-        return time.perf_counter() - start
+        return state
 
+    return {"fused": lambda n: fused[n](keys), "fit": fit}
+
+
+def training_speed(
+    preset: presets.Preset, runs: tuple[int, ...], steps: int, repeats: int
+) -> pd.DataFrame:
+    """Steps/s (aggregate over runs) of the minimal fused loop and of ``zoo.train.fit`` for
+    ``preset``'s model, batch size and optimizer, each from ``3 * steps`` minus ``steps``
+    steps; medians of ``repeats`` interleaved pairs, and the median of their ratios."""
+    x = np.asarray(preset.data.train_set(10_000))
+    optimizer = preset.optimizer()
     rows = []
     for num_runs in runs:
-        seconds(num_runs, steps)  # compiles, and fills the persistent cache
-        rate = num_runs * steps / (seconds(num_runs, 2 * steps) - seconds(num_runs, steps))
-        rows.append({"runs": num_runs, "steps/s": rate, "steps/s per run": rate / num_runs})
+        loops = _loops(preset, x, optimizer, num_runs, steps)
+        for loop in loops.values():  # compiles (fit: fills the persistent cache)
+            for n in (steps, 3 * steps):
+                _timed(functools.partial(loop, n))
+        rates = {(name, clock): [] for name in loops for clock in ("wall", "cpu")}
+        for _ in range(repeats):
+            for name, loop in loops.items():
+                short = _timed(functools.partial(loop, steps))
+                long = _timed(functools.partial(loop, 3 * steps))
+                for i, clock in enumerate(("wall", "cpu")):
+                    rates[name, clock].append(num_runs * 2 * steps / (long[i] - short[i]))
+        row = {"runs": num_runs}
+        for clock in ("wall", "cpu"):
+            fit_rates, fused_rates = rates["fit", clock], rates["fused", clock]
+            row[f"fused steps/s ({clock})"] = statistics.median(fused_rates)
+            row[f"fit steps/s ({clock})"] = statistics.median(fit_rates)
+            row[f"fit / fused ({clock})"] = statistics.median(
+                f / g for f, g in zip(fit_rates, fused_rates, strict=True)
+            )
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -86,12 +158,19 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,  # keep the numbered list
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {zoo.__version__}")
-    p.add_argument("--family", default="vp", choices=presets.FAMILIES, help="model family (vp)")
-    p.add_argument("--runs", type=_counts, default=(1, 5, 25), help="run counts (1,5,25)")
     p.add_argument(
-        "--train-steps", type=int, default=20_000 if on_gpu else 100,
-        help="N: each run count is timed at N and 2N steps (20,000 on a GPU, 100 on a CPU)",
+        "--train-family", default="ddpm", choices=presets.CASE_STUDY_FAMILIES,
+        help="the case study's model trained (ddpm: its MLP, batch 64, adamw 1e-3)",
     )  # fmt: skip
+    p.add_argument("--runs", type=_counts, default=(1, 8), help="run counts (1,8)")
+    p.add_argument(
+        "--train-steps", type=int, default=20_000 if on_gpu else 500,
+        help="N: each loop is timed at N and 3N steps (20,000 on a GPU, 500 on a CPU)",
+    )  # fmt: skip
+    p.add_argument(
+        "--family", default="vp", choices=presets.FAMILIES, help="model family sampled (vp)"
+    )
+    p.add_argument("--no-sampling", action="store_true", help="time the training only")
     p.add_argument("--sample-steps", type=int, default=1000, help="sampler steps (1000)")
     p.add_argument(
         "--samples", type=int, default=10_000 if on_gpu else 500,
@@ -99,7 +178,7 @@ def parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument(
         "--repeats", type=int, default=5 if on_gpu else 3,
-        help="timed calls per sampler (5 on a GPU, 3 on a CPU)",
+        help="interleaved training pairs and timed calls per sampler (5 on a GPU, 3 on a CPU)",
     )  # fmt: skip
     return p
 
@@ -111,9 +190,15 @@ def main(argv: list[str] | None = None) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     print(f"zoo speed on {', '.join(map(str, jax.devices()))} ({jax.default_backend()}), {date}\n")
-    training = training_speed(args.family, args.runs, args.train_steps)
-    print(f"Training {args.family} (batch {presets.toy(args.family).batch_size}), jit excluded:\n")
-    print(training.to_markdown(index=False, floatfmt=".0f") + "\n")
+    preset = presets.case_study(args.train_family)
+    training = training_speed(preset, args.runs, args.train_steps, args.repeats)
+    print(
+        f"Training {preset.name} (batch {preset.batch_size}), steps/s over all runs from "
+        f"{args.train_steps} and {3 * args.train_steps} steps, median of {args.repeats}:\n"
+    )
+    print(training.to_markdown(index=False, floatfmt=".3g") + "\n")
+    if args.no_sampling:
+        return
     sampling = sampling_speed(args.family, args.sample_steps, args.samples, args.repeats)
     print(f"Sampling {args.samples} points, median of {args.repeats}, jit excluded:\n")
     print(sampling.to_markdown(index=False, floatfmt=".3g"))
