@@ -90,7 +90,7 @@ def _columns(rows: list[dict]) -> list[str]:
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=_columns(rows))
-    return frame.astype({c: "Int64" for c in INTEGERS})
+    return frame.astype({c: "Int64" for c in INTEGERS if c in frame})  # modes: toys only
 
 
 def write_csv(path: Path, rows: list[dict], stamp: str | None = None) -> None:
