@@ -8,8 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import zoo
-from zoo import nets, samplers, sdes
+from zoo import nets, presets, samplers, sdes
 
 # Small enough to compile in seconds on a CPU; still has a down/up level and attention.
 TINY = dict(channels=8, channel_mults=(1, 2), groups=4, dropout=0.0)
@@ -80,24 +79,21 @@ def test_bad_inputs_raise():
         _apply(TINY, jnp.ones((1, 8, 8)), jnp.zeros(1))
 
 
-FAMILIES = {
-    "ddpm": (zoo.DDPM, dict(schedule=sdes.ddpm_linear(1e-4, 0.02, 20)), samplers.Ancestral()),
-    "ncsn": (
-        zoo.NCSN,
-        dict(schedule=sdes.ncsn_geometric(5.0, 0.01, 4)),
-        samplers.AnnealedLangevin(steps_per_level=2),
-    ),
-    "vp": (zoo.ScoreSDE, dict(sde=sdes.VP()), samplers.DDIM(steps=4)),
-    "subvp": (zoo.ScoreSDE, dict(sde=sdes.SubVP()), samplers.EulerMaruyama(steps=4)),
-    "ve": (zoo.ScoreSDE, dict(sde=sdes.VE(0.01, 5.0)), samplers.ProbabilityFlow(steps=4)),
+# Each family of the table on tiny processes (a new family needs its entry here).
+TINY_PROCESSES = {
+    "ddpm": (sdes.ddpm_linear(1e-4, 0.02, 20), samplers.Ancestral()),
+    "ncsn": (sdes.ncsn_geometric(5.0, 0.01, 4), samplers.AnnealedLangevin(steps_per_level=2)),
+    "vp": (sdes.VP(), samplers.DDIM(steps=4)),
+    "subvp": (sdes.SubVP(), samplers.EulerMaruyama(steps=4)),
+    "ve": (sdes.VE(0.01, 5.0), samplers.ProbabilityFlow(steps=4)),
 }
 
 
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family", presets.FAMILIES)
 def test_every_family_trains_and_samples_8x8_images(family):
-    cls, config, sampler = FAMILIES[family]
+    process, sampler = TINY_PROCESSES[family]
     net = functools.partial(nets.UNet, channels=8, channel_mults=(1,), groups=4)
-    model = zoo.transform(cls, event_shape=(8, 8, 1), net=net, **config)
+    model = presets.FAMILY_TABLE[family].transform(net, process=process, event_shape=(8, 8, 1))
     x = jax.random.uniform(jax.random.PRNGKey(0), (4, 8, 8, 1), minval=-1, maxval=1)
     params = model.init(jax.random.PRNGKey(1), x)
     losses = model.loss(params, jax.random.PRNGKey(2), x)
