@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 import zoo
-from benchmarks import cli, speed
+from benchmarks import cli, distributed, speed
 
 SETUP_CFG = Path(__file__).parents[1] / "setup.cfg"
 # Each console script and the parser behind it.
 COMMANDS = {
     "zoo-bench": cli.parser,
     "zoo-bench-speed": speed.parser,
+    "zoo-bench-distributed": distributed.parser,
 }
 
 
