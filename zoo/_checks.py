@@ -49,3 +49,16 @@ def check_positive(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < np.inf:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
+
+
+def check_shape(shape) -> tuple[int, ...]:
+    """``shape`` as a tuple of non-negative ints (an int ``n`` means ``(n,)``)."""
+    items = (shape,) if isinstance(shape, (int, np.integer)) else shape
+    try:
+        out = tuple(int(s) for s in items)
+        ok = all(s >= 0 and s == v for s, v in zip(out, items, strict=True))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"shape must be a tuple of non-negative ints, got {shape!r}")
+    return out

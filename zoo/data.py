@@ -64,7 +64,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from zoo import images
-from zoo._checks import is_concrete
+from zoo._checks import check_shape, is_concrete
 
 if TYPE_CHECKING:  # distrax and scipy are imported where used: `import zoo.data` stays light
     import distrax
@@ -121,19 +121,6 @@ class EntropyEstimate(NamedTuple):
 # --- validation ------------------------------------------------------------------------------
 
 
-def _check_shape(shape) -> tuple[int, ...]:
-    """``shape`` as a tuple of non-negative ints (an int ``n`` means ``(n,)``)."""
-    items = (shape,) if isinstance(shape, (int, np.integer)) else shape
-    try:
-        out = tuple(int(s) for s in items)
-        ok = all(s >= 0 and s == v for s, v in zip(out, items, strict=True))
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"shape must be a tuple of non-negative ints, got {shape!r}")
-    return out
-
-
 def _check_n(n) -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive int (the number of training points), got {n!r}")
@@ -173,7 +160,7 @@ class Toy(abc.ABC):
 
     def sample(self, key: jax.Array, shape: int | Sequence[int] = ()) -> jax.Array:
         """Independent draws, float32 ``[*shape, 2]``."""
-        return _compiled_sample(self, key, _check_shape(shape))
+        return _compiled_sample(self, key, check_shape(shape))
 
     def train_set(self, n: int = 10_000) -> jax.Array:
         """The training set: ``n`` points drawn with ``PRNGKey(train_seed)``, ``[n, 2]``."""
@@ -285,7 +272,7 @@ class GaussianMixture(Toy):
 
     def sample(self, key: jax.Array, shape: int | Sequence[int] = ()) -> jax.Array:
         # Keyed by arrays, not by the dataset: diffused mixtures may hold traced fields.
-        return _mixture_sample(*self._arrays(), key, _check_shape(shape))
+        return _mixture_sample(*self._arrays(), key, check_shape(shape))
 
     def _sample(self, key, shape):
         return _mixture_sample(*self._arrays(), key, shape)

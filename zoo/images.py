@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from zoo._checks import check_shape
+
 __all__ = ["DIGITS_LEVELS", "NAMES", "Digits", "digits", "from_grey_levels", "get"]
 
 DIGITS_LEVELS = 17  # sklearn's digits hold integer grey values 0..16
@@ -54,18 +56,6 @@ def _split(test_fraction: float, seed: int):
     n_test = int(round(test_fraction * len(values)))
     test, train = order[:n_test], order[n_test:]
     return values[train], bunch.target[train], values[test], bunch.target[test]
-
-
-def _check_shape(shape) -> tuple[int, ...]:
-    items = (shape,) if isinstance(shape, (int, np.integer)) else shape
-    try:
-        out = tuple(int(s) for s in items)
-        ok = all(s >= 0 and s == v for s, v in zip(out, items, strict=True))
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"shape must be a tuple of non-negative ints, got {shape!r}")
-    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +103,7 @@ class Digits:
 
     def sample(self, key: jax.Array, shape: int | Sequence[int] = ()) -> jax.Array:
         """Training images drawn uniformly with replacement, float32 ``[*shape, 8, 8, 1]``."""
-        return _compiled_sample(self, key, _check_shape(shape))
+        return _compiled_sample(self, key, check_shape(shape))
 
     def train_set(self, n: int | None = None) -> jax.Array:
         """``n`` training images ``[n, 8, 8, 1]`` (default: each once), cycling in a fixed
