@@ -152,8 +152,9 @@ def score_error(
     r""":math:`\sigma_t^2 E\|s(x_t, t) - \nabla\log p_t(x_t)\|^2` of ``score_fn(x, t)``
     against ``toy``'s exact score on ``sde``, by Monte Carlo over ``points`` draws
     :math:`x_t = \alpha_t x_0 + \sigma_t \epsilon` (fixed keys from ``seed``), at each
-    scaled noise level :math:`\sigma_t/\alpha_t` of ``levels`` that the process reaches.
-    Returns one ``{"noise", "t", "score_error"}`` per such level."""
+    scaled noise level :math:`\sigma_t/\alpha_t` of ``levels`` that the process reaches
+    (on a discrete schedule, at its nearest level). Returns one ``{"noise", "t",
+    "score_error"}`` per such level, ``noise`` the level measured at."""
     data_key, noise_key = jax.random.split(jax.random.PRNGKey(seed))
     x0 = toy.sample(data_key, (points,))
     eps = jax.random.normal(noise_key, x0.shape)
@@ -164,12 +165,22 @@ def score_error(
         log_snr = -math.log(level)
         if not lowest - 1e-4 <= log_snr <= highest + 1e-4:  # beyond the process's noise
             continue
-        t = sde.time_at_log_snr(log_snr)
+        t = _trained_time(sde, log_snr)
         alpha, sigma = sde.marginal(t)
         x = alpha * x0 + sigma * eps
         error = sigma**2 * jnp.mean(jnp.sum((score_fn(x, t) - exact(x, t)) ** 2, axis=-1))
-        rows.append({"noise": level, "t": float(t), "score_error": float(error)})
+        rows.append({"noise": float(sigma / alpha), "t": float(t), "score_error": float(error)})
     return rows
+
+
+def _trained_time(sde: SDE, log_snr: float) -> jax.Array:
+    """The time of log-SNR ``log_snr``; on a discrete schedule (DDPM, NCSN) the nearest of its
+    levels instead, the only times its network was trained at and its samplers ask about
+    (between levels the error would also measure how the network interpolates)."""
+    if sde.num_levels is None:
+        return sde.time_at_log_snr(log_snr)
+    times = jnp.asarray(sde.level_times)
+    return times[jnp.argmin(jnp.abs(sde.log_snr(times) - log_snr))]
 
 
 def score_errors(
