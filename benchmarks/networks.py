@@ -18,11 +18,11 @@ import dataclasses
 import functools
 import hashlib
 import importlib
-import inspect
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 from benchmarks.profiles import Config
 from zoo import presets
@@ -40,11 +40,11 @@ class UserNet:
     source_sha256: str
 
     def __call__(self):
-        return _factory(self.spec)()
+        return _factory(self.spec)[1]()
 
 
-def _factory(spec: str) -> Callable:
-    """The factory named by ``spec``; ``ValueError`` saying what was expected."""
+def _factory(spec: str) -> tuple[ModuleType, Callable]:
+    """The module and factory named by ``spec``; ``ValueError`` saying what was expected."""
     module_name, colon, attribute = spec.partition(":")
     if not colon or not module_name or not attribute:
         raise ValueError(f"expected package.module:factory, got {spec!r}")
@@ -58,17 +58,17 @@ def _factory(spec: str) -> Callable:
     if factory is None:
         raise ValueError(f"module {module_name!r} has no attribute {attribute!r}")
     if not callable(factory):
-        raise ValueError(f"{spec!r} is a {type(factory).__name__}, expected a callable factory")
-    return factory
+        raise ValueError(
+            f"{spec!r} is a {type(factory).__name__}, not callable; expected a factory"
+        )
+    return module, factory
 
 
 def load(spec: str) -> UserNet:
     """The user's network factory named by ``spec`` (checked: the module imports and holds
     a callable of that name); ``ValueError`` saying what was expected."""
-    factory = _factory(spec)
-    source = inspect.getsourcefile(factory) or inspect.getsourcefile(
-        sys.modules[factory.__module__]
-    )
+    module, _ = _factory(spec)
+    source = getattr(module, "__file__", None)  # the module named, whatever the factory is
     digest = hashlib.sha256(Path(source).read_bytes()).hexdigest() if source else "unknown"
     return UserNet(spec, digest)
 

@@ -197,7 +197,7 @@ def test_a_csv_with_a_header_reads_as_points(tmp_path):
         ("tests.user_net", "expected package.module:factory"),
         ("tests.no_such_module:factory", "cannot import module 'tests.no_such_module'"),
         ("tests.user_net:missing", "has no attribute 'missing'"),
-        ("tests.user_net:NOT_A_FACTORY", "is a int, expected a callable factory"),
+        ("tests.user_net:NOT_A_FACTORY", "is a int, not callable; expected a factory"),
     ],
 )
 def test_a_bad_net_spec_is_one_line_naming_net(spec, message, capsys):
