@@ -2,6 +2,7 @@
 ``--net``, ``--lr``/``--batch-size``/``--width`` and ``--config <folder>/config.toml``, on a
 tiny budget."""
 
+import dataclasses
 import json
 import math
 import shutil
@@ -13,7 +14,7 @@ import pandas as pd
 import pytest
 
 import zoo
-from benchmarks import cli, config_file, plan, points, report
+from benchmarks import cli, config_file, networks, plan, points, report
 from benchmarks.__main__ import main
 
 TIMINGS = ["train_s", "sample_s"]  # wall times: all that may differ between two runs
@@ -131,6 +132,19 @@ def test_lr_batch_size_and_width_change_the_run_keys(tmp_path):
     assert base.learning_rate is None and base.width is None  # None: the preset's own
 
 
+def test_every_setting_reads_back_from_config_toml(tmp_path):
+    flags = ["--profile=standard", "--families=vp,ncsn", "--datasets=moons,digits",
+             "--seeds=3,1", "--steps=4000", "--samplers=default,ode", "--sweep=ddim",
+             "--nfe=5,10", "--samples=50", "--nll-points=20", "--nll-images=0",
+             "--nll-tol=1e-4", "--channels=24", "--width=64", "--lr=1e-4", "--batch-size=32",
+             "--keep-steps=1000,2000", "--oracle", "--no-figures"]  # fmt: skip
+    config = cli.parse(flags)
+    path = config_file.write(config, tmp_path)
+    assert cli.parse([f"--config={path}"]) == dataclasses.replace(config, out=str(tmp_path))
+    overridden = cli.parse([f"--config={path}", "--steps=5000", "--out=elsewhere"])
+    assert (overridden.steps, overridden.out, overridden.width) == (5000, "elsewhere", 64)
+
+
 def test_config_toml_round_trips_through_tomllib():
     top = {
         "text": 'a "quoted" path\\ with ünïcode',
@@ -218,10 +232,8 @@ def test_a_bad_config_file_is_one_line_naming_config(tmp_path, capsys):
 
 
 def test_a_network_that_breaks_the_contract_is_named():
-    from tests.user_net import wrong_shape_factory
-
-    model = zoo.transform(
-        zoo.DDPM, schedule=zoo.sdes.ddpm_linear(1e-4, 0.02, 10), net=wrong_shape_factory
-    )
+    # Loaded as --net loads it (the repository's root on sys.path, whatever runs pytest).
+    wrong = networks.load("tests.user_net:wrong_shape_factory")
+    model = zoo.transform(zoo.DDPM, schedule=zoo.sdes.ddpm_linear(1e-4, 0.02, 10), net=wrong)
     with pytest.raises(ValueError, match=r"net: the network maps x of shape \(4, 2\) to \(4, 3\)"):
         model.init(jnp.zeros(2, jnp.uint32), jnp.zeros((4, 2)))
