@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks import cache, cli
+from benchmarks import cache, cli, config_file
 
 __all__ = ["main"]
 
@@ -115,6 +115,8 @@ def _run(config, out: Path, start: float, argv) -> int:
             "replaced (that configuration's cached pieces stay in its cache/)",
             file=sys.stderr,
         )
+    # First, so that a run cut short can be resumed from its folder too.
+    settings = config_file.write(config, out)
     outcome = runner.run(config)
     command = shlex.join(["zoo-bench", *(sys.argv[1:] if argv is None else argv)])
     text = report.write(config, outcome, start, command)
@@ -122,7 +124,8 @@ def _run(config, out: Path, start: float, argv) -> int:
     print(
         f"zoo-bench {config.profile}: {len(outcome.rows)} rows in "
         f"{time.perf_counter() - start:.1f} s ({outcome.trained} runs trained, "
-        f"{outcome.computed} cells computed, {outcome.reused} reused) -> {out}"
+        f"{outcome.computed} cells computed, {outcome.reused} reused) -> {out}; "
+        f"rerun: zoo-bench --config {settings}"
     )
     return 0
 

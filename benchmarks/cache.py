@@ -293,7 +293,11 @@ def save_run(path: Path, state: zoo.train.TrainState, model: zoo.Model, **metada
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=".run-"))
     try:
-        zoo.train.save(tmp / "run", state, model, **metadata)
+        try:
+            zoo.train.save(tmp / "run", state, model, **metadata)
+        except ValueError:  # a user's network (--net) is no zoo object load_model can rebuild;
+            # the run is still its parameters, and its cache key names the network
+            zoo.train.save(tmp / "run", state, None, **metadata)
         arrays = read_npz(tmp / "run.npz")
         config = read_json(tmp / "run.json")
         config["metadata"]["npz_sha256"] = _array_checksum(arrays)

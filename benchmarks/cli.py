@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import re
+from pathlib import Path
 
 import zoo
-from benchmarks import digits, named_samplers, plan, training
+from benchmarks import config_file, digits, named_samplers, networks, plan, points, training
 from benchmarks.profiles import PROFILES, PURPOSES, Config
 from zoo import data
 from zoo.presets import CASE_STUDY_FAMILIES, FAMILIES, LIKELIHOOD_WEIGHTED
@@ -16,6 +18,7 @@ from zoo.presets import CASE_STUDY_FAMILIES, FAMILIES, LIKELIHOOD_WEIGHTED
 __all__ = ["UsageError", "parse", "parser", "plain"]
 
 CASE_STUDY_DATASETS = ("nine_gaussians",)
+PRESETS = ("toy", "case_study")
 
 
 class UsageError(Exception):
@@ -122,6 +125,33 @@ def _describe(c: Config) -> str:
     )
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _data_file(text: str) -> str:
+    """The absolute path of a readable points file (so a rerun from elsewhere finds it)."""
+    try:
+        points.read(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return str(Path(text).resolve())
+
+
+def _net_spec(text: str) -> str:
+    try:
+        networks.load(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
 def _channels(text: str) -> int:
     value = _at_least(8)(text)
     if value % 8:
@@ -143,12 +173,21 @@ VALUED = {
         "write-up's T=200 DDPM (zoo.presets.mnist_writeup; digits only)",
     ),
     "--datasets": (
-        _names(plan.DATASETS, "dataset"),
+        lambda text: _split(text, "dataset"),  # checked in parse(), which knows --data's name
         "LIST",
         None,
         f"comma-separated datasets: 2-D toys from {', '.join(data.NAMES)}, images from "
         f"{', '.join(digits.DATASETS)} (8x8 handwritten digits over a UNet, scored by a "
-        "digit classifier)",
+        "digit classifier), and the --data file's stem",
+    ),
+    "--data": (
+        _data_file,
+        "FILE",
+        None,
+        "your N x d points (.npy, .npz with one array, or .csv) as one more dataset named by "
+        "the file's stem (the only one unless --datasets names others): "
+        f"{points.HELDOUT_FRACTION:.0%}% held out, sample metrics against held-out points, "
+        "no likelihood columns",
     ),
     "--seeds": (_seeds, "LIST", None, "comma-separated training seeds, e.g. 0,1,2"),
     "--steps": (_at_least(1), "N", None, "training steps of every run"),
@@ -188,12 +227,44 @@ VALUED = {
         "nll_images",
         "held-out images whose bits/dim each trained run is scored on (images; 0: none)",
     ),
+    "--nll-tol": (
+        _positive_float,
+        "TOL",
+        "nll_tol",
+        "rtol = atol of the likelihood's ODE solve",
+    ),
     "--channels": (
         _channels,
         "N",
         None,
         "the UNet's base channels on images, a multiple of 8 (16: CPU-sized; the preset's "
         "default is 32)",
+    ),
+    "--net": (
+        _net_spec,
+        "MODULE:FACTORY",
+        None,
+        "your Haiku network under every family: factory() returns a module or function "
+        "net(x, t, is_training) -> array shaped like x (imported with the current folder "
+        "first on sys.path)",
+    ),
+    "--width": (
+        _at_least(1),
+        "N",
+        None,
+        "the ScoreNet's width on vector data (2-D toys, --data); default: the preset's (256)",
+    ),
+    "--lr": (
+        _positive_float,
+        "RATE",
+        "learning_rate",
+        "learning rate of every run; default: each family's preset value",
+    ),
+    "--batch-size": (
+        _at_least(1),
+        "N",
+        None,
+        "batch size of every run; default: each family's preset value",
     ),
 }
 
@@ -214,15 +285,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--profile",
         choices=sorted(PROFILES),
-        default="quick",
         help=". ".join(map(_describe, PROFILES.values())) + ". Default: quick.",
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help=f"run the settings of a results folder's {config_file.NAME} again, into that "
+        "folder (reusing its cache) unless --out says otherwise; flags given beside it "
+        "override its settings",
     )
     for flag, (parse, metavar, dest, text) in VALUED.items():
         extra = {"dest": dest} if dest else {}
         p.add_argument(flag, type=parse, metavar=metavar, help=text, **extra)
     p.add_argument(
         "--presets",
-        choices=("toy", "case_study"),
+        choices=PRESETS,
         help="toy: the zoo's defaults per family (default); case_study: the write-up's "
         "settings (zoo.presets.case_study; families ddpm, ncsn, subvp on nine_gaussians)",
     )
@@ -252,14 +329,106 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _choice(options):
+    def parse(text: str) -> str:
+        if text not in options:
+            raise argparse.ArgumentTypeError(
+                f"expected one of {', '.join(sorted(options))}, got {text!r}"
+            )
+        return text
+
+    return parse
+
+
+def _file_parsers() -> dict:
+    """Config field -> the parse of its flag, for the settings of a ``config.toml``."""
+    parsers = {
+        dest or flag[2:].replace("-", "_"): parse for flag, (parse, _, dest, _) in VALUED.items()
+    }
+    return {
+        **parsers,
+        "profile": _choice(PROFILES),
+        "presets": _choice(PRESETS),
+        "keep_steps": _keep_steps,
+    }
+
+
+def _from_file(path: str) -> dict:
+    """The settings of ``config.toml`` at ``path`` as Config values, each checked by the parse
+    of its flag (a list is given to it comma-separated); :class:`UsageError` naming ``--config``
+    and the setting otherwise."""
+    try:
+        saved = config_file.read(path)
+    except ValueError as e:
+        raise UsageError(f"--config: {e}") from None
+    parsers, values = _file_parsers(), {}
+    for field, value in saved.items():
+        where = f"--config {path}: {field}"
+        if field in ("figures", "oracle"):
+            if not isinstance(value, bool):
+                raise UsageError(f"{where}: expected true or false, got {value!r}")
+            values[field] = value
+        elif value == [] and field in ("sweep", "nfe", "keep_steps"):  # off
+            values[field] = ()
+        else:
+            text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+            try:
+                values[field] = parsers[field](text)
+            except argparse.ArgumentTypeError as e:
+                raise UsageError(f"{where}: {e}") from None
+    return values
+
+
+def _with_data(overrides: dict) -> dict:
+    """``overrides`` with the ``--data`` file's stem among the datasets (the only one unless
+    datasets were named), and every dataset name checked."""
+    stem = Path(overrides["data"]).stem if "data" in overrides else None
+    if stem in plan.DATASETS:
+        raise UsageError(
+            f"--data: the file's stem {stem!r} names a built-in dataset; expected another "
+            "name (rename the file)"
+        )
+    if stem is not None:
+        named = overrides.get("datasets")
+        overrides["datasets"] = (stem,) if named is None else tuple(dict.fromkeys((*named, stem)))
+    known = plan.DATASETS + ((stem,) if stem else ())
+    for name in overrides.get("datasets", ()):
+        if name not in known:
+            raise UsageError(
+                f"argument --datasets: unknown dataset {name!r}; choose from {', '.join(known)}"
+                + ("" if stem else ", or give your points with --data")
+            )
+    return overrides
+
+
+def _check_network(overrides: dict) -> None:
+    given = [flag for flag, field in (("--net", "net"), ("--width", "width")) if field in overrides]
+    if len(given) == 2:
+        raise UsageError("--width sets the zoo's ScoreNet; expected it or --net, not both")
+    if given and overrides.get("presets") == "case_study":
+        raise UsageError(
+            f"{given[0]}: --presets case_study runs the write-up's own network; expected "
+            "--presets toy"
+        )
+
+
 def parse(argv: list[str] | None = None) -> Config:
-    """The profile named in ``argv`` with the flags given there applied."""
+    """The profile named in ``argv`` (or the settings of its ``--config`` file) with the flags
+    given there applied."""
     args = vars(parser().parse_args(argv))
-    profile = PROFILES[args.pop("profile")]
-    overrides = {k: v for k, v in args.items() if v is not None}
+    path = args.pop("config")
+    flags = {k: v for k, v in args.items() if v is not None}
+    if path is not None and "profile" in flags:
+        raise UsageError("--profile: the --config file names its profile; expected one of the two")
+    overrides = {**(_from_file(path) if path is not None else {}), **flags}
+    if path is not None:
+        overrides.setdefault("out", str(Path(path).parent))
+    profile = PROFILES[overrides.pop("profile", "quick")]
     keep = overrides.pop("keep_steps", None)
     if "out" in overrides and not overrides["out"].strip():
         raise UsageError("--out must name a folder, got an empty string")
+    overrides = _with_data(overrides)
+    _check_network(overrides)
     if overrides.get("presets") == "case_study":
         overrides.setdefault("families", CASE_STUDY_FAMILIES)
         overrides.setdefault("datasets", CASE_STUDY_DATASETS)

@@ -22,7 +22,7 @@ import functools
 import jax
 import numpy as np
 
-from benchmarks import evaluation
+from benchmarks import evaluation, networks
 from benchmarks.profiles import Config
 from zoo import image_metrics, images, presets
 from zoo.nets import UNet
@@ -49,16 +49,20 @@ PASSES = 7  # a run trains on 7 whole passes of the training digits: every digit
 HELDOUT_SEED, PROBES = 1002, 1
 
 
-def load(dataset: str) -> images.Digits:
+def load(dataset: str, config: Config | None = None) -> images.Digits:
     """The image dataset called ``dataset`` (the dequantised digits, split into training and
-    held-out images)."""
+    held-out images; ``config``: unused, user points are read from it)."""
     return images.get(dataset)
 
 
 def preset(config: Config, family: str, data: images.Digits) -> presets.Preset:
     """``family``'s :func:`zoo.presets.digits` (or the write-up's DDPM for ``writeup``) over a
-    UNet of ``config.channels`` base channels; ``ValueError`` for a family that has none."""
-    net = functools.partial(UNet, channels=config.channels)
+    UNet of ``config.channels`` base channels, or the user's ``config.net``; ``ValueError``
+    for a family that has none."""
+    if config.net is not None:
+        net = networks.load(config.net)
+    else:
+        net = functools.partial(UNet, channels=config.channels)
     if family == WRITEUP:
         return presets.mnist_writeup(net=net)
     return presets.digits(family, net=net, steps=config.steps)

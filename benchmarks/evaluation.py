@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 import zoo
-from benchmarks import training
+from benchmarks import networks, training
 from benchmarks.profiles import Config
 from zoo import data as data_lib
 from zoo import metrics, presets
@@ -84,17 +84,18 @@ PERMUTATIONS = 200
 NEIGHBOURS = 3
 
 
-def load(dataset: str) -> data_lib.Toy:
-    """The toy called ``dataset``."""
+def load(dataset: str, config: Config | None = None) -> data_lib.Toy:
+    """The toy called ``dataset`` (``config``: unused; user points are read from it)."""
     return data_lib.get(dataset)
 
 
 def preset(config: Config, family: str, toy: data_lib.Toy) -> presets.Preset:
-    """``family``'s :func:`zoo.presets.toy` on ``toy`` (or the case study's, with ``--presets
-    case_study``); ``ValueError`` for a family that has none."""
+    """``family``'s :func:`zoo.presets.toy` on ``toy`` over the config's network
+    (:func:`benchmarks.networks.vector_net`), or the case study's with ``--presets
+    case_study``; ``ValueError`` for a family that has none."""
     if config.presets == "case_study":  # the CLI allows nine Gaussians only
         return dataclasses.replace(presets.case_study(family), steps=config.steps)
-    return presets.toy(family, data=toy, steps=config.steps)
+    return presets.toy(family, data=toy, steps=config.steps, net=networks.vector_net(config))
 
 
 def num_train(toy: data_lib.Toy) -> int:

@@ -3,13 +3,16 @@ reference sample (drawn once), each family's preset per dataset, the key of ever
 and every cell (family x dataset x seed x sampler) with its cache key.
 
 The harness knows data by kind (:func:`kind`): the 2-D toys of :mod:`zoo.data`, scored by
-:mod:`benchmarks.evaluation` (W2, MMD, energy, modes, exact NLL), and images, scored by
+:mod:`benchmarks.evaluation` (W2, MMD, energy, modes, exact NLL), images, scored by
 :mod:`benchmarks.digits` (:mod:`zoo.image_metrics`: a classifier's Frechet distance, class
-coverage, confidence, nearest training image, bits per dimension). Both modules answer the
-same calls (``load``, ``preset``, ``num_train``, ``reference``, ``settings``,
-``sample_quality``, ``quick_quality``, ``noise_floor``, the likelihood trio). A family is
-trained in one call per kind (toys over a ``ScoreNet``, images over a ``UNet``), so a run's
-group is the datasets of its kind that the family has a preset for.
+coverage, confidence, nearest training image, bits per dimension), and a user's points
+(``--data``), scored by :mod:`benchmarks.points` (the toys' sample metrics against held-out
+points). The modules answer the same calls (``load``, ``preset``, ``num_train``,
+``reference``, ``settings``, ``sample_quality``, ``quick_quality``, ``noise_floor``, the
+likelihood trio). A family is trained in one call per kind (vectors over a ``ScoreNet``,
+images over a ``UNet``, or the user's ``--net`` for all), so a run's group is the datasets
+of its kind that the family has a preset for. ``--lr`` and ``--batch-size`` replace every
+preset's own.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from types import ModuleType
 import numpy as np
 
 import zoo
-from benchmarks import cache, digits, evaluation, named_samplers, training
+from benchmarks import cache, digits, evaluation, named_samplers, points, training
 from benchmarks.profiles import Config
 from zoo import data as data_lib
 from zoo import presets
@@ -33,12 +36,13 @@ DATASETS = (*data_lib.NAMES, *digits.DATASETS)
 
 def kind(dataset: str) -> ModuleType:
     """The module that loads, trains and scores ``dataset``: :mod:`benchmarks.digits` for image
-    data, :mod:`benchmarks.evaluation` for the 2-D toys."""
+    data, :mod:`benchmarks.evaluation` for the 2-D toys, and :mod:`benchmarks.points` for any
+    other name: a user's file (``Config.data``) named by its stem, which its ``load`` checks."""
     if dataset in digits.DATASETS:
         return digits
     if dataset in data_lib.NAMES:
         return evaluation
-    raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+    return points
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,14 +87,21 @@ def _preset(config: Config, family: str, dataset: str, data) -> presets.Preset |
     """The family's preset for ``dataset``, or why there is none (a family of one kind only,
     e.g. the digits write-up's DDPM, or the likelihood-weighted families on images)."""
     try:
-        return kind(dataset).preset(config, family, data)
+        preset = kind(dataset).preset(config, family, data)
     except ValueError as e:
         return f"no {family} preset for {dataset}: {e}"
+    return with_optimizer(preset, config)
+
+
+def with_optimizer(preset: presets.Preset, config: Config) -> presets.Preset:
+    """``preset`` with ``config``'s learning rate and batch size where they are set."""
+    chosen = {"learning_rate": config.learning_rate, "batch_size": config.batch_size}
+    return dataclasses.replace(preset, **{k: v for k, v in chosen.items() if v is not None})
 
 
 def make(config: Config) -> Plan:
     """Every preset, run key and cell of ``config`` (nothing is trained or sampled)."""
-    data = {d: kind(d).load(d) for d in config.datasets}
+    data = {d: kind(d).load(d, config) for d in config.datasets}
     references = {d: kind(d).reference(data[d], config) for d in config.datasets}
     by_family, groups, run_keys, cells = {}, {}, {}, []
     for family in config.families:

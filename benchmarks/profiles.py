@@ -37,6 +37,13 @@ class Config:
     ``oracle``: on datasets with an exact score, also run every cell's sampler with the
     exact score and measure each run's score error (:mod:`benchmarks.oracle`). Both are off
     in every profile.
+
+    Your data and network, and the optimizer (``None``: each family's preset value):
+    ``data``, the path of a user's ``N x d`` points (``.npy``, ``.npz`` or ``.csv``), one more
+    dataset named by the file's stem (:mod:`benchmarks.points`); ``net``, a user's network
+    factory as ``"package.module:factory"`` under every family (:mod:`benchmarks.networks`);
+    ``width``, the :class:`zoo.nets.ScoreNet` width on vector data (images: ``channels``);
+    ``learning_rate`` and ``batch_size`` of every run.
     """
 
     profile: str
@@ -57,6 +64,11 @@ class Config:
     oracle: bool = False
     channels: int = 16
     nll_images: int = 32
+    data: str | None = None
+    net: str | None = None
+    width: int | None = None
+    learning_rate: float | None = None
+    batch_size: int | None = None
 
     @property
     def sampler_names(self) -> tuple[str, ...]:

@@ -203,13 +203,20 @@ def _steps(config: Config, outcome: Outcome, out: Path, stamp: str) -> None:
 
 
 def _figures(config: Config, outcome: Outcome, out: Path) -> None:
-    """samples.png (2-D toys: densities), samples_<dataset>.png (images: grids of samples
+    """samples.png (2-D toys and user points: densities of the first two coordinates),
+    samples_<dataset>.png (images: grids of samples
     beside real held-out images), losses.png and nfe_quality.png."""
     samples, families = outcome.samples, list(config.families)
     label = f"{config.sampler_names[0]}, seed {config.seeds[0]}"
-    toys = {d: x for d, x in outcome.references.items() if kind(d) is not digits}
-    if toys:
-        figures.densities(out / "samples.png", toys, samples, families, label)
+    # Vectors (toys and user points) as densities of their first two coordinates.
+    vectors = {
+        d: x[:, :2]
+        for d, x in outcome.references.items()
+        if kind(d) is not digits and x.shape[1] >= 2
+    }
+    if vectors:
+        shown = {(f, d): x[:, :2] for (f, d), x in samples.items() if d in vectors}
+        figures.densities(out / "samples.png", vectors, shown, families, label)
     for dataset in config.datasets:
         if kind(dataset) is digits:
             real = digits.load(dataset).test_set()[:64]

@@ -9,7 +9,7 @@ import re
 import pandas as pd
 import pytest
 
-from benchmarks import cli, digits, evaluation, plan, profiles
+from benchmarks import cli, digits, evaluation, plan, points, profiles
 from benchmarks.__main__ import main
 
 TINY = [
@@ -108,9 +108,11 @@ def test_the_digits_flags_reach_the_config():
 
 
 def test_each_kind_of_data_answers_every_call_of_the_harness():
-    for module in (evaluation, digits):
+    for module in (evaluation, digits, points):
         missing = [name for name in evaluation.KIND_API if not hasattr(module, name)]
         assert not missing, (module.__name__, missing)
     assert plan.kind("digits") is digits and plan.kind("moons") is evaluation
+    # Any other name is a user's points file, which only a --data file of that stem provides.
+    config = cli.parse(["--datasets", "moons"])
     with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
-        plan.kind("mnist")
+        plan.kind("mnist").load("mnist", config)

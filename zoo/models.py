@@ -120,6 +120,11 @@ class DiffusionModel(hk.Module):
     def _eps(self, params, x, t, key=None, is_training=False) -> jax.Array:
         """Predicted noise for a batch ``x: [B, *event]`` at times ``t: [B]``."""
         out = self._net.apply(params, key, x, t, is_training)
+        if jnp.shape(out) != x.shape:  # static shapes: a user's network fails here, by name
+            raise ValueError(
+                f"net: the network maps x of shape {x.shape} to {jnp.shape(out)}; it must "
+                "return an array shaped like x"
+            )
         t = self._expand(t)
         if self.predict == "score":
             return self.sde.eps_from_score(out, t)

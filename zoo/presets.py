@@ -43,6 +43,7 @@ __all__ = [
     "CASE_STUDY_FAMILIES",
     "case_study",
     "toy",
+    "TOY_NET",
     "intro",
     "mnist_writeup",
     "digits",
@@ -245,20 +246,36 @@ def case_study(family: str) -> Preset:
     )
 
 
-def toy(family: str, data: data_lib.Toy | str = "nine_gaussians", steps: int = 128_000) -> Preset:
+#: the network of :func:`toy`: the case study's MLP without dropout
+TOY_NET = functools.partial(ScoreNet, dropout=0.0)
+
+
+def toy(
+    family: str,
+    data: data_lib.Toy | str = "nine_gaussians",
+    steps: int = 128_000,
+    net: Callable | None = None,
+) -> Preset:
     """The zoo's default configuration of ``family`` (one of ``FAMILIES``) for 2-D toy data;
     ``"vp-lw"``, ``"subvp-lw"`` and ``"ve-lw"`` (``LIKELIHOOD_WEIGHTED``) are the same SDE
-    families trained with ``weighting="likelihood", time_sampling="importance"``."""
+    families trained with ``weighting="likelihood", time_sampling="importance"``.
+
+    ``data`` may also be other vectors of unit scale (``event_shape (d,)`` and a
+    ``train_set(n)``, e.g. a user's standardised points); ``net`` is a network factory with
+    the contract of :class:`zoo.nets.ScoreNet` (default :data:`TOY_NET`)."""
     entry = _check_family(family, FAMILIES + LIKELIHOOD_WEIGHTED)
     data = data_lib.get(data) if isinstance(data, str) else data
-    if tuple(data.event_shape) != (2,):
+    event_shape = tuple(data.event_shape)
+    if len(event_shape) != 1:
         raise ValueError(
-            f"data must be a 2-D toy (event_shape (2,)), got {data.name!r} with event_shape "
-            f"{tuple(data.event_shape)}; zoo.presets.digits configures the digits"
+            f"data must be a 2-D toy or other vectors (event_shape (d,)), got {data.name!r} "
+            f"with event_shape {event_shape}; zoo.presets.digits configures the digits"
         )
+    # The default event shape is left out of the config: equal models keep equal configs.
+    shape = {} if event_shape == (2,) else {"event_shape": event_shape}
     return Preset(
         name=f"toy/{family}",
-        model=entry.transform(functools.partial(ScoreNet, dropout=0.0)),
+        model=entry.transform(TOY_NET if net is None else net, **shape),
         data=data,
         steps=steps,
         batch_size=256,
