@@ -109,7 +109,8 @@ def _families(text: str) -> tuple[str, ...]:
 def _dataset(text: str) -> str:
     if text not in images.NAMES:
         raise argparse.ArgumentTypeError(
-            f"guidance needs a labelled image dataset ({', '.join(images.NAMES)}), got {text!r}"
+            f"expected a labelled image dataset ({', '.join(images.NAMES)}): guidance needs "
+            f"classes, got {text!r}"
         )
     return text
 

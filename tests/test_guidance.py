@@ -158,3 +158,21 @@ def test_a_tiny_conditional_ddpm_on_digits_draws_the_asked_class():
     assert accuracy[0.0] >= 0.25, accuracy
     assert accuracy[3.0] >= 0.6, accuracy
     assert accuracy[3.0] >= accuracy[0.0] + 0.15, accuracy
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["--guidance", "0,-1"], "--guidance"),
+        (["--guidance", "nan"], "--guidance"),
+        (["--dataset", "moons"], "--dataset"),
+        (["--channels", "12"], "--channels"),
+        (["--p-uncond", "1"], "--p-uncond"),
+    ],
+)
+def test_the_guidance_benchmark_names_a_bad_flag_in_one_line(argv, flag, capsys):
+    from benchmarks import guidance as bench
+
+    assert bench.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and flag in err and "expected" in err
