@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 _SUBMODULES = frozenset(
     (
         "data",
+        "guidance",
         "image_metrics",
         "images",
         "likelihood",
@@ -80,6 +81,7 @@ __all__ = [
     "SubVP",
     "UNet",
     "data",
+    "guidance",
     "image_metrics",
     "images",
     "likelihood",
@@ -118,6 +120,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; never run
 
     from zoo import (
         data,
+        guidance,
         image_metrics,
         likelihood,
         metrics,

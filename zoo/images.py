@@ -1,11 +1,11 @@
 r"""Image data: sklearn's 8x8 handwritten digits, in ``[-1, 1]``, dequantised.
 
 :class:`Digits` is what :func:`zoo.train.fit` and the samplers need of a dataset (``name``,
-``event_shape``, ``sample``, ``train_set``) and what :mod:`zoo.image_metrics` needs to score
-samples against real digits (``train_images``, ``test_set``, ``labels``, ``test_labels``,
-``bin_width``). Unlike the 2-D toys of :mod:`zoo.data` it has no density, diffused score or
-entropy: the model's likelihood of held-out digits is
-:func:`zoo.image_metrics.bits_per_dim_by_ode`.
+``event_shape``, ``sample``, ``train_set``; ``train_labels`` for a class-conditional model)
+and what :mod:`zoo.image_metrics` needs to score samples against real digits
+(``train_images``, ``test_set``, ``labels``, ``test_labels``, ``bin_width``). Unlike the 2-D
+toys of :mod:`zoo.data` it has no density, diffused score or entropy: the model's likelihood
+of held-out digits is :func:`zoo.image_metrics.bits_per_dim_by_ode`.
 
 Grey values :math:`v \in \{0..K-1\}`, :math:`K` = :data:`DIGITS_LEVELS`, map to ``[-1, 1]`` by
 :func:`from_grey_levels`: each value owns a bin of width :math:`w = 2/K`; an image is put at the
@@ -115,6 +115,14 @@ class Digits:
             raise ValueError(f"n must be a positive int (the number of training images), got {n!r}")
         values = train[np.arange(n) % len(train)]
         return self._to_unit(values, jax.random.PRNGKey(self.train_seed))
+
+    def train_labels(self, n: int | None = None) -> np.ndarray:
+        """The digit classes ``[n]`` of :meth:`train_set`'s ``n`` images, in its order: what
+        :func:`zoo.train.fit` trains a class-conditional model on."""
+        n = self.num_train if n is None else n
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n must be a positive int (the number of training images), got {n!r}")
+        return self.labels[np.arange(n) % self.num_train]
 
     def train_images(self, key: jax.Array | None = None) -> jax.Array:
         """Every training image once, in the order of :attr:`labels`, ``[N, 8, 8, 1]``: at the

@@ -23,6 +23,14 @@ Use :func:`transform` to get pure functions::
     params = model.init(key, batch)
     losses = model.loss(params, key, batch)           # [batch]
     samples = model.sample(params, key, (2000,)).x    # default sampler of the family
+
+A class-conditional model (``num_classes=K``) takes integer ``labels`` in the loss (each
+replaced by the null class ``K`` with probability ``p_uncond``) and, with a guidance scale,
+in ``score`` and ``sample`` (classifier-free guidance, :mod:`zoo.guidance`)::
+
+    model = zoo.transform(zoo.DDPM, event_shape=(8, 8, 1), net=zoo.UNet, num_classes=10)
+    losses = model.loss(params, key, images, labels)                 # [batch]
+    x = model.sample(params, key, (20,), labels=jnp.arange(20) % 10, guidance=2.0).x
 """
 
 from __future__ import annotations
@@ -37,9 +45,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from zoo import guidance as guidance_lib
 from zoo import samplers as samplers_lib
 from zoo import sdes
-from zoo._checks import is_concrete
+from zoo._checks import check_integer, is_concrete
 from zoo.nets import ScoreNet
 
 __all__ = ["DiffusionModel", "DDPM", "NCSN", "ScoreSDE", "Model", "transform"]
@@ -67,6 +76,13 @@ class DiffusionModel(hk.Module):
 
     the importance sampler with far less variance: :math:`g^2/\\sigma^2` grows like
     :math:`1/t` near :math:`t = 0` for VP processes.
+
+    ``num_classes``: ``None`` (unconditional) or the number of classes :math:`K` of a
+    conditional model: the network gets ``label=`` the one-hot of an integer class in
+    ``0..K``, :math:`K` the null class, and training replaces each label by the null class
+    with probability ``p_uncond`` (Ho & Salimans 2022 use 0.1 or 0.2), so one network learns
+    both the conditional and the unconditional model that guidance mixes
+    (:mod:`zoo.guidance`). An unconditional model is unchanged by these two settings.
     """
 
     default_sampler: Callable[[], samplers_lib.Sampler] = samplers_lib.ProbabilityFlow
@@ -79,9 +95,15 @@ class DiffusionModel(hk.Module):
         predict: str = "eps",
         weighting: str = "simple",
         time_sampling: str = "uniform",
+        num_classes: int | None = None,
+        p_uncond: float = 0.1,
         name: str | None = None,
     ):
         super().__init__(name=name)
+        if num_classes is not None:
+            check_integer(num_classes, "num_classes")
+        if not 0.0 <= p_uncond <= 1.0:
+            raise ValueError(f"p_uncond must lie in [0, 1], got {p_uncond!r}")
         if not isinstance(sde, sdes.SDE):
             raise TypeError(f"sde must be a zoo.sdes.SDE (VP, SubVP, VE, ...), got {sde!r}")
         if predict not in PREDICTIONS:
@@ -105,7 +127,9 @@ class DiffusionModel(hk.Module):
         self.event_shape = tuple(int(d) for d in event_shape)
         self.predict = predict
         self.weighting = weighting
-        self._net = hk.transform(lambda x, t, is_training: net()(x, t, is_training))
+        self.num_classes = num_classes
+        self.p_uncond = float(p_uncond)
+        self._net = hk.transform(_net_fn(net))
 
     # --- the network as a pure function -----------------------------------------------------
 
@@ -115,11 +139,30 @@ class DiffusionModel(hk.Module):
         # solvers can trace without leaking Haiku state.
         x = jnp.zeros((1, *self.event_shape))
         key = hk.next_rng_key() if hk.running_init() else None
-        return hk.lift(self._net.init, name="net")(key, x, jnp.zeros((1,)), False)
+        label = self._one_hot(jnp.zeros((1,), jnp.int32))
+        return hk.lift(self._net.init, name="net")(key, x, jnp.zeros((1,)), False, label)
 
-    def _eps(self, params, x, t, key=None, is_training=False) -> jax.Array:
-        """Predicted noise for a batch ``x: [B, *event]`` at times ``t: [B]``."""
-        out = self._net.apply(params, key, x, t, is_training)
+    @property
+    def conditional(self) -> bool:
+        """Whether the network takes a class label (``num_classes`` set)."""
+        return self.num_classes is not None
+
+    def _one_hot(self, labels):
+        """``[B, K + 1]`` one-hot labels for a conditional network (``None`` for the null
+        class), or ``None`` for an unconditional one."""
+        if not self.conditional:
+            return None
+        if labels is None:
+            labels = jnp.full((1,), self.num_classes, jnp.int32)
+        return guidance_lib.one_hot_labels(labels, self.num_classes)
+
+    def _eps(self, params, x, t, key=None, is_training=False, labels=None) -> jax.Array:
+        """Predicted noise for a batch ``x: [B, *event]`` at times ``t: [B]`` (and, for a
+        conditional model, classes ``labels: [B]``; ``None``: the null class)."""
+        label = self._one_hot(labels)
+        if label is not None:
+            label = jnp.broadcast_to(label, (x.shape[0], label.shape[-1]))
+        out = self._net.apply(params, key, x, t, is_training, label)
         if jnp.shape(out) != x.shape:  # static shapes: a user's network fails here, by name
             raise ValueError(
                 f"net: the network maps x of shape {x.shape} to {jnp.shape(out)}; it must "
@@ -145,18 +188,45 @@ class DiffusionModel(hk.Module):
 
     # --- entry points -----------------------------------------------------------------------
 
-    def loss(self, x0: jax.Array) -> jax.Array:
-        """Per-example losses ``[B]`` of a batch ``x0: [B, *event_shape]``."""
+    def _check_labels(self, labels, n: int, name: str = "labels"):
+        """``labels`` as int32 ``[n]`` (a scalar is broadcast), checked when concrete."""
+        if not self.conditional:
+            raise ValueError(
+                f"{name} given to an unconditional model; transform it with num_classes=K "
+                "to train and sample by class"
+            )
+        labels = jnp.asarray(labels)
+        if not jnp.issubdtype(labels.dtype, jnp.integer) or labels.ndim > 1:
+            raise ValueError(f"{name} must be integer classes [batch], got {labels.dtype} "
+                             f"{tuple(labels.shape)}")  # fmt: skip
+        if labels.ndim == 1 and labels.shape[0] != n:
+            raise ValueError(f"{name} must hold one class per example ({n}), got {labels.shape[0]}")
+        guidance_lib.check_labels(labels, self.num_classes, name)
+        return jnp.broadcast_to(labels.astype(jnp.int32), (n,))
+
+    def loss(self, x0: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+        """Per-example losses ``[B]`` of a batch ``x0: [B, *event_shape]`` (with integer
+        classes ``labels: [B]`` for a conditional model; ``None``: all null)."""
         self._check_batch(x0, "x0")
         params = self._params()
-        t_key, eps_key, dropout_key = jax.random.split(hk.next_rng_key(), 3)
+        base_key = hk.next_rng_key()
+        t_key, eps_key, dropout_key = jax.random.split(base_key, 3)
+        if labels is not None:
+            labels = self._check_labels(labels, x0.shape[0])
+            # Drop each label to the null class at rate p_uncond: the same network then
+            # learns the unconditional model (Ho & Salimans 2022, algorithm 1). A key of its
+            # own keeps the unconditional path's keys as they were.
+            drop = jax.random.bernoulli(
+                jax.random.fold_in(base_key, 1), self.p_uncond, labels.shape
+            )
+            labels = jnp.where(drop, self.num_classes, labels)
         importance = self.time_sampling == "importance"
         sample_time = (
             self.sde.sample_time_by_likelihood_weight if importance else self.sde.sample_time
         )
         t = sample_time(t_key, x0.shape[:1])  # [B]
         xt, eps = self.sde.perturb(eps_key, x0, self._expand(t))
-        eps_hat = self._eps(params, xt, t, dropout_key, is_training=True)
+        eps_hat = self._eps(params, xt, t, dropout_key, is_training=True, labels=labels)
         axes = tuple(range(1, x0.ndim))
         per_example = jnp.mean((eps_hat - eps) ** 2, axis=axes)
         if importance:
@@ -166,15 +236,43 @@ class DiffusionModel(hk.Module):
             per_example = per_example * self.sde.diffusion(t) ** 2 / self.sde.variance(t)
         return per_example
 
-    def score(self, x: jax.Array, t: jax.Array) -> jax.Array:
+    def _score_fn(self, params, labels, guidance, n: int):
+        """The score ``fn(x, t)`` the samplers read: the model's, or for labels the guided
+        one (:func:`zoo.guidance.guided_score`)."""
+
+        def score_fn(x, t, labels=None):
+            t = jnp.broadcast_to(t, x.shape[:1])
+            eps = self._eps(params, x, t, labels=labels)
+            return self.sde.score_from_eps(eps, self._expand(t))
+
+        if labels is None:
+            if guidance is not None and not guidance_lib._is_zero(guidance):
+                raise ValueError("guidance needs labels: the classes to guide towards")
+            return score_fn
+        labels = self._check_labels(labels, n)
+        scale = 0 if guidance is None else guidance
+        return guidance_lib.guided_score(score_fn, labels, scale, self.num_classes)
+
+    def score(
+        self, x: jax.Array, t: jax.Array, labels: jax.Array | None = None, guidance=None
+    ) -> jax.Array:
         """:math:`s_\\theta(x, t) \\approx \\nabla_x \\log p_t(x)` for a batch ``x`` and a
-        scalar or per-example ``t``."""
+        scalar or per-example ``t``; for a conditional model with ``labels``, the guided
+        score :math:`(1 + w) s(x, t, c) - w s(x, t, \\varnothing)`, ``w = guidance``."""
         params = self._params()
         t = jnp.broadcast_to(jnp.asarray(t, jnp.float32), x.shape[:1])
-        return self.sde.score_from_eps(self._eps(params, x, t), self._expand(t))
+        return self._score_fn(params, labels, guidance, x.shape[0])(x, t)
 
-    def sample(self, sample_shape: tuple[int], sampler: samplers_lib.Sampler | None = None):
-        """``sample_shape = (n,)`` samples with ``sampler`` (default: the family's)."""
+    def sample(
+        self,
+        sample_shape: tuple[int],
+        sampler: samplers_lib.Sampler | None = None,
+        labels: jax.Array | None = None,
+        guidance=None,
+    ):
+        """``sample_shape = (n,)`` samples with ``sampler`` (default: the family's); for a
+        conditional model, of the classes ``labels`` (``[n]`` or one for all) with guidance
+        scale ``guidance`` (``None`` or 0: the conditional model)."""
         sampler = self.default_sampler() if sampler is None else sampler
         if not isinstance(sampler, samplers_lib.Sampler):
             raise TypeError(
@@ -185,11 +283,7 @@ class DiffusionModel(hk.Module):
         if len(sample_shape) != 1 or sample_shape[0] < 1:
             raise ValueError(f"sample_shape must be (n,) with n >= 1, got {sample_shape}")
         params = self._params()
-
-        def score_fn(x, t):
-            t = jnp.broadcast_to(t, x.shape[:1])
-            return self.sde.score_from_eps(self._eps(params, x, t), self._expand(t))
-
+        score_fn = self._score_fn(params, labels, guidance, sample_shape[0])
         shape = (*sample_shape, *self.event_shape)
         return sampler.sample(self.sde, score_fn, hk.next_rng_key(), shape)
 
@@ -242,9 +336,16 @@ class Model:
     """Pure functions of a model family (from :func:`transform`); all jitted.
 
     - ``init(key, x) -> params``
-    - ``loss(params, key, x) -> [B]`` per-example losses
-    - ``score(params, x, t) -> like x``, ``t`` in ``[t_min, T]`` (checked when concrete)
-    - ``sample(params, key, sample_shape, sampler=None) -> zoo.samplers.Samples``
+    - ``loss(params, key, x, labels=None) -> [B]`` per-example losses
+    - ``score(params, x, t, labels=None, guidance=None) -> like x``, ``t`` in ``[t_min, T]``
+      (checked when concrete)
+    - ``sample(params, key, sample_shape, sampler=None, labels=None, guidance=None) ->
+      zoo.samplers.Samples``
+
+    ``labels`` (integer classes, ``num_classes`` the null one) and ``guidance`` (the scale
+    :math:`w \\ge 0` of classifier-free guidance, :mod:`zoo.guidance`) are for conditional
+    models (``num_classes=K`` in :func:`transform`). A nonzero ``guidance`` doubles the cost of
+    each score evaluation (the conditional and the unconditional halves in one call).
 
     ``config`` is what was given to :func:`transform`; ``sde`` and ``event_shape`` are the
     resolved process and example shape.
@@ -260,6 +361,28 @@ class Model:
     sample: Callable
 
 
+def _net_fn(net: Callable[[], hk.Module]):
+    """The network as ``fn(x, t, is_training, label)``; ``label`` is passed only when given,
+    so a user's network with the plain ``(x, t, is_training)`` contract serves unconditional
+    models as before."""
+
+    def fn(x, t, is_training, label=None):
+        if label is None:
+            return net()(x, t, is_training)
+        return net()(x, t, is_training, label=label)
+
+    return fn
+
+
+def _as_guidance(guidance):
+    """``None`` for no guidance (``None`` or a Python 0: one network call per score), else the
+    checked scale as a float32 array, so that every scale shares one compilation."""
+    if guidance is None or guidance_lib._is_zero(guidance):
+        return None
+    guidance_lib.check_scale(guidance)
+    return jnp.asarray(guidance, jnp.float32)
+
+
 def _check_data(x, name="x"):
     """NaN/inf check for concrete data (under jit the shapes are still checked by the model)."""
     if is_concrete(x) and not np.all(np.isfinite(np.asarray(x))):
@@ -271,7 +394,8 @@ def transform(family: type[DiffusionModel], **config: Any) -> Model:
     """Turn a model family and its configuration into pure, jitted functions.
 
     ``config`` holds the family's constructor arguments (``schedule=``/``sde=``,
-    ``event_shape=``, ``net=``, ``predict=``, ``weighting=``).
+    ``event_shape=``, ``net=``, ``predict=``, ``weighting=``; ``num_classes=`` and
+    ``p_uncond=`` for a class-conditional model).
     """
     if not (isinstance(family, type) and issubclass(family, DiffusionModel)):
         raise TypeError(f"family must be zoo.DDPM, zoo.NCSN or zoo.ScoreSDE, got {family!r}")
@@ -290,28 +414,38 @@ def transform(family: type[DiffusionModel], **config: Any) -> Model:
     # eqx.filter_jit (sample_shape and sampler static): a sampler's eqx.error_if then surfaces
     # as its own message, not as a JaxRuntimeError from inside a host callback.
     @eqx.filter_jit
-    def sample_jit(params, key, sample_shape, sampler):
-        return sample_apply(params, key, sample_shape, sampler)
+    def sample_jit(params, key, sample_shape, sampler, labels, guidance):
+        return sample_apply(params, key, sample_shape, sampler, labels, guidance)
 
-    score_jit = jax.jit(lambda params, x, t: score_apply(params, None, x, t))
+    score_jit = jax.jit(lambda params, x, t, labels, guidance: score_apply(
+        params, None, x, t, labels, guidance))  # fmt: skip
 
     def init(key, x):
         return init_jit(key, _check_data(x))
 
-    def loss(params, key, x):
-        return loss_jit(params, key, _check_data(x))
+    num_classes = config.get("num_classes")
 
-    def score(params, x, t):
+    def check_labels(labels):
+        # Under jit the model sees tracers: the values are checked here, eagerly.
+        if labels is not None and num_classes is not None:
+            guidance_lib.check_labels(labels, num_classes)
+        return labels
+
+    def loss(params, key, x, labels=None):
+        return loss_jit(params, key, _check_data(x), check_labels(labels))
+
+    def score(params, x, t, labels=None, guidance=None):
         sde.check_time(t)  # a concrete t outside [t_min, T] would give inf or NaN scores
-        return score_jit(params, x, t)
+        return score_jit(params, x, t, check_labels(labels), _as_guidance(guidance))
 
-    def sample(params, key, sample_shape, sampler=None):
+    def sample(params, key, sample_shape, sampler=None, labels=None, guidance=None):
         if sampler is not None and not isinstance(sampler, samplers_lib.Sampler):
             raise TypeError(
                 "sampler must be a zoo.samplers.Sampler (e.g. zoo.samplers.DDIM(steps=10)), "
                 f"got {sampler!r}"
             )
-        return sample_jit(params, key, tuple(sample_shape), sampler)
+        labels, guidance = check_labels(labels), _as_guidance(guidance)
+        return sample_jit(params, key, tuple(sample_shape), sampler, labels, guidance)
 
     return Model(
         family=family,

@@ -1,5 +1,11 @@
 """Score networks: Haiku modules with the contract ``net(x, t, is_training) -> same shape as x``.
 
+A conditional model (``num_classes`` set, :mod:`zoo.guidance`) also passes ``label=``: a
+conditioning vector ``[B, L]`` (the model's one-hot class, the null class last). Both networks
+here embed it linearly (for a one-hot input, a learned table of class embeddings) and add it
+to the time embedding; without ``label`` they create no extra parameters, so an unconditional
+network is the same as before.
+
 Every family uses the same network; the family decides whether its output means the noise
 :math:`\\epsilon`, the score or :math:`x_0` (see :mod:`zoo.models`). :class:`ScoreNet` is the
 MLP for vectors ``[..., d]``; :class:`UNet` the convolutional network for images
@@ -66,11 +72,19 @@ class ScoreNet(hk.Module):
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
 
-    def __call__(self, x: jax.Array, t: jax.Array, is_training: bool = False) -> jax.Array:
+    def __call__(
+        self,
+        x: jax.Array,
+        t: jax.Array,
+        is_training: bool = False,
+        label: jax.Array | None = None,
+    ) -> jax.Array:
         t = jnp.broadcast_to(t, x.shape[:-1])
         emb = sinusoidal_embedding(self.time_scale * t, self.embedding_dim, self.max_positions)
         h = hk.Linear(self.width, name="x_in")(x)  # [..., W]
         h = h + self.activation(hk.Linear(self.width, name="t_in")(emb))
+        if label is not None:  # [..., L] -> a learned embedding, added like the time's
+            h = h + hk.Linear(self.width, with_bias=False, name="label_in")(label)
         for i in range(self.depth - 1):
             h = self.activation(hk.Linear(self.width, name=f"hidden_{i}")(h))
         if self.layer_norm:
@@ -188,7 +202,8 @@ class UNet(hk.Module):
     (default: none besides the middle).
 
     The time embedding is ``sinusoidal(time_scale * t)`` (as in :class:`ScoreNet`) ->
-    ``Linear(4 channels)`` -> act -> ``Linear(4 channels)``.
+    ``Linear(4 channels)`` -> act -> ``Linear(4 channels)``; a ``label: [B, L]`` (a
+    conditional model's one-hot class) adds ``Linear(4 channels, no bias)(label)`` to it.
 
     ``conv``: ``"matmul"`` (im2col; fast on CPU inside ``lax.scan``) or ``"lax"``
     (:class:`hk.Conv2D`); see :class:`_Conv`.
@@ -262,7 +277,13 @@ class UNet(hk.Module):
                 f"(channel_mults={self.channel_mults}), got {x.shape[1]}x{x.shape[2]}"
             )
 
-    def __call__(self, x: jax.Array, t: jax.Array, is_training: bool = False) -> jax.Array:
+    def __call__(
+        self,
+        x: jax.Array,
+        t: jax.Array,
+        is_training: bool = False,
+        label: jax.Array | None = None,
+    ) -> jax.Array:
         self._check_input(x)
         act, groups = self.activation, self.groups
         width = 4 * self.channels
@@ -271,6 +292,10 @@ class UNet(hk.Module):
         emb = sinusoidal_embedding(self.time_scale * t, emb_dim, self.max_positions)  # [B, E]
         emb = hk.Linear(width, name="time_in")(emb)
         emb = hk.Linear(width, name="time_hidden")(act(emb))  # [B, 4 ch]
+        if label is not None:
+            # The class enters where the time does, so every block sees both (Ho & Salimans
+            # 2022 condition the same way); [B, L] -> [B, 4 ch].
+            emb = emb + hk.Linear(width, with_bias=False, name="label")(label)
 
         def block(h, channels, name):
             block = _ResBlock(channels, groups, self.dropout, act, self.conv, name=name)

@@ -10,6 +10,11 @@ a minimal ``lax.scan`` loop of the same loss and optimizer::
     state, curve = zoo.train.fit(model, zoo.data.nine_gaussians(), steps=20_000, seeds=[0, 1, 2])
     params = zoo.train.run_params(state, 0)      # EMA parameters of the first run
 
+a class-conditional model (``num_classes`` set) trains on labelled examples, read from the
+dataset (``train_labels``, as :class:`zoo.images.Digits` has) or given beside an array::
+
+    state, curve = zoo.train.fit(model, images, labels=classes, steps=5_000)
+
 and a saved run continues where it stopped (``N`` steps, save, load, ``M`` steps equal ``N + M``
 steps)::
 
@@ -114,6 +119,42 @@ def _as_datasets(data, num_train: int, event_ndim: int) -> np.ndarray:
     return stacked
 
 
+def _as_labels(labels, data, datasets: np.ndarray, model: Model, num_train: int):
+    """``[D, N]`` int32 classes of ``datasets`` for a conditional model (``labels`` given, or
+    the dataset's ``train_labels(num_train)``), ``None`` for an unconditional one."""
+    num_classes = model.config.get("num_classes")
+    if num_classes is None:
+        if labels is not None:
+            raise ValueError(
+                "labels given for an unconditional model; transform it with num_classes=K "
+                "to train by class"
+            )
+        return None
+    if labels is None:
+        if not hasattr(data, "train_labels"):
+            raise ValueError(
+                f"a conditional model (num_classes={num_classes}) needs labels: pass "
+                "labels=[N] integer classes of the examples (or a dataset with train_labels)"
+            )
+        labels = data.train_labels(num_train)
+    arr = np.asarray(labels)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"labels must be integer classes, got dtype {arr.dtype}")
+    arr = arr.reshape((1, -1)) if arr.ndim == 1 else arr
+    if arr.shape != datasets.shape[:2] and arr.shape != (1, datasets.shape[1]):
+        raise ValueError(
+            f"labels must hold one class per example, shape [{datasets.shape[1]}] (or "
+            f"[{len(datasets)}, {datasets.shape[1]}] for a stack of datasets), got "
+            f"{np.shape(labels)}"
+        )
+    if arr.min() < 0 or arr.max() >= num_classes:
+        raise ValueError(
+            f"labels must lie in 0..{num_classes - 1} (num_classes={num_classes}), got values "
+            f"in {arr.min()}..{arr.max()}"
+        )
+    return np.broadcast_to(arr, datasets.shape[:2]).astype(np.int32)
+
+
 def _run_sharding(num_runs: int):
     """Shard the leading run axis over this process's devices when it divides evenly; else
     replicate. (Under ``jax.distributed`` the processes split the runs between them.)"""
@@ -143,6 +184,7 @@ def fit(
     data,
     *,
     steps: int,
+    labels=None,
     seeds: Sequence[int] = (0,),
     batch_size: int = 64,
     optimizer: optax.GradientTransformation | None = None,
@@ -159,6 +201,11 @@ def fit(
     ``[N, *event]``, or a stack ``[D, N, *event]`` / list of datasets of one shape. Run
     ``r`` trains on dataset ``r // len(seeds)`` with seed ``seeds[r % len(seeds)]`` (distinct
     integers). Each step draws a minibatch uniformly from its training set.
+
+    ``labels``: for a class-conditional model (``num_classes`` set), the integer class of
+    each example, ``[N]`` (or ``[D, N]`` for a stack); ``None`` reads them from a dataset with
+    ``train_labels(num_train)`` (e.g. :func:`zoo.images.digits`). Each minibatch takes its
+    examples' labels, which the model drops to the null class at its ``p_uncond`` rate.
 
     Returns the final state (leading run axis) and the loss curve ``[runs, blocks]``: the mean
     loss of each block of ``log_every`` steps (a last, shorter block holds the remainder of
@@ -206,11 +253,14 @@ def fit(
             f"data: examples have shape {datasets.shape[2:]}, the model expects "
             f"event_shape={model.event_shape}"
         )
+    run_labels = _as_labels(labels, data, datasets, model, num_train)
     num_runs = len(datasets) * len(seeds)
     # One dataset is shared by every run (in_axes None: one gather from one array, not a copy
     # per run); several are repeated to one per run.
     shared = len(datasets) == 1
     run_data = datasets[0] if shared else np.repeat(datasets, len(seeds), axis=0)
+    if run_labels is not None:
+        run_labels = run_labels[0] if shared else np.repeat(run_labels, len(seeds), axis=0)
     run_keys = jnp.stack([jax.random.PRNGKey(s) for _ in datasets for s in seeds])
 
     def init(key, x):
@@ -218,12 +268,13 @@ def fit(
         params = model.init(init_key, x[:batch_size])
         return TrainState(params, params, optimizer.init(params), key, jnp.zeros((), jnp.int32))
 
-    def train_step(x, state, _):
+    def train_step(x, y, state, _):
         key, batch_key, loss_key = jax.random.split(state.key, 3)
-        batch = x[jax.random.randint(batch_key, (batch_size,), 0, x.shape[0])]
-        loss, grads = jax.value_and_grad(lambda p: jnp.mean(model.loss(p, loss_key, batch)))(
-            state.params
-        )
+        index = jax.random.randint(batch_key, (batch_size,), 0, x.shape[0])
+        batch, batch_labels = x[index], None if y is None else y[index]
+        loss, grads = jax.value_and_grad(
+            lambda p: jnp.mean(model.loss(p, loss_key, batch, batch_labels))
+        )(state.params)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         # ema <- decay * ema + (1 - decay) * params
@@ -232,21 +283,24 @@ def fit(
         )
         return TrainState(params, ema, opt_state, key, state.step + 1), loss
 
-    def one_run(x, state, length):
-        state, losses = jax.lax.scan(functools.partial(train_step, x), state, None, length=length)
+    def one_run(x, y, state, length):
+        step = functools.partial(train_step, x, y)
+        state, losses = jax.lax.scan(step, state, None, length=length)
         return state, jnp.mean(losses)
 
     x_axis = None if shared else 0
+    y_axis = None if run_labels is None else x_axis
 
-    @functools.partial(jax.jit, static_argnums=2)
-    def train_block(x, state, length):
+    @functools.partial(jax.jit, static_argnums=3)
+    def train_block(x, y, state, length):
         if num_runs == 1:
             # No vmap over a run axis of size 1: on a 2-core CPU, XLA's code for the batched
             # matmuls and gather of a vmapped step took ~1.3x the time of the unbatched step.
             one = jax.tree_util.tree_map(lambda a: a[0], state)
-            state, loss = one_run(x if shared else x[0], one, length)
+            first = shared or y is None
+            state, loss = one_run(x if shared else x[0], y if first else y[0], one, length)
             return jax.tree_util.tree_map(lambda a: a[None], (state, loss))
-        return jax.vmap(one_run, in_axes=(x_axis, 0, None))(x, state, length)
+        return jax.vmap(one_run, in_axes=(x_axis, y_axis, 0, None))(x, y, state, length)
 
     sharding = _run_sharding(num_runs)
     put = (lambda a: jax.device_put(a, sharding)) if sharding is not None else jnp.asarray
@@ -254,6 +308,8 @@ def fit(
         run_data = jax.device_put(run_data, NamedSharding(sharding.mesh, PartitionSpec()))
     else:
         run_data = jnp.asarray(run_data) if shared else put(run_data)
+    if run_labels is not None:
+        run_labels = jnp.asarray(run_labels) if shared or sharding is None else put(run_labels)
     init_runs = jax.vmap(init, in_axes=(0, x_axis))
     if state is None:
         state = jax.jit(init_runs)(put(run_keys), run_data)
@@ -266,7 +322,7 @@ def fit(
     label = progress if isinstance(progress, str) else model.family.__name__
     bar = _progress(steps, bool(progress), f"train {label} x{num_runs}")
     for length in blocks:
-        state, loss = train_block(run_data, state, length)
+        state, loss = train_block(run_data, run_labels, state, length)
         curve.append(loss)
         done += length
         if done in keep:  # no copy needed: train_block makes new arrays, donates none
