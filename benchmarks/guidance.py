@@ -139,6 +139,7 @@ def parser() -> argparse.ArgumentParser:
         "classifier-free guidance scale against the classifier's accuracy on the asked class "
         "and the Frechet distance.",
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {zoo.__version__}")
     p.add_argument("--families", type=_families, default=presets.FAMILIES, metavar="LIST")
     p.add_argument("--dataset", type=_dataset, default="digits", help="a labelled image dataset")
     p.add_argument(

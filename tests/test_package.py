@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import zoo
-from benchmarks import cli, distributed, speed
+from benchmarks import cli, distributed, guidance, speed
 
 SETUP_CFG = Path(__file__).parents[1] / "setup.cfg"
 # Each console script and the parser behind it.
@@ -17,6 +17,7 @@ COMMANDS = {
     "zoo-bench": cli.parser,
     "zoo-bench-speed": speed.parser,
     "zoo-bench-distributed": distributed.parser,
+    "zoo-bench-guidance": guidance.parser,
 }
 
 
