@@ -190,8 +190,10 @@ def describe(config: Config) -> str:
 
 
 def sample_quality(x: np.ndarray, data: Points, y: np.ndarray, config: Config) -> dict[str, float]:
-    """The toys' sample metrics of the first ``len(y)`` samples ``x`` against ``y``."""
-    return evaluation.sample_quality(x[: len(y)], data, y, config)
+    """The toys' sample metrics of the first ``len(y)`` samples ``x`` against ``y``, and
+    ``n``: how many samples they scored (the row's ``n``, at most ``--samples``)."""
+    n = min(len(x), len(y))
+    return {**evaluation.sample_quality(x[:n], data, y, config), "n": n}
 
 
 def quick_quality(x: np.ndarray, data: Points, y: np.ndarray, config: Config) -> dict[str, float]:
@@ -207,7 +209,7 @@ def noise_floor(data: Points, y: np.ndarray, config: Config) -> dict:
         f"Noise floor: two halves of the held-out points, {len(second)} each "
         f"({len(data.heldout)} held out of {len(data.train) + len(data.heldout)})."
     )
-    return {"note": note, "samples": [sample_quality(second, data, y, config)]}
+    return {"note": note, "samples": [evaluation.sample_quality(second, data, y, config)]}
 
 
 def likelihood_fn(model, config: Config) -> None:

@@ -71,6 +71,7 @@ def test_user_points_are_a_dataset_scored_against_held_out_points(finished):
     floor = pd.read_csv(finished / "noise_floor.csv")
     assert len(floor) == 1 and floor.w2[0] > 0  # two halves of 24 held-out points, 12 each
     assert "12 each (24 held out of 120)" in (finished / "results.md").read_text()
+    assert list(results.n) == [12]  # of the 16 samples drawn, those scored against 12 points
 
 
 def test_the_user_net_is_the_network_trained(finished):
