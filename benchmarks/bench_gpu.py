@@ -5,7 +5,8 @@
 results.md, nfe.md, summary.json, figures; its cache in cache/), the speed benchmark's
 output (speed.md, and its tables in speed.csv) and bench_gpu.json (wall times, device).
 
-``--tiny``: the same two steps at a budget that runs in about a minute on a CPU, into
+``--tiny``: the same two steps at a budget that runs in about a minute on a CPU (every
+family on two of the datasets, one seed: :data:`TINY_BENCH`), into
 ``gpu-tiny-<device kind>-<date>/``; the tests run it so that this command cannot rot.
 Without ``--tiny`` a machine where JAX finds no GPU is refused: the profile is sized for one.
 Run again on the same day, the comparison resumes from the folder's cache.
@@ -27,6 +28,7 @@ __all__ = [
     "GPU_SPEED",
     "NEEDED",
     "TINY_BENCH",
+    "TINY_DATASETS",
     "TINY_SPEED",
     "device_kind",
     "folder_name",
@@ -38,9 +40,14 @@ __all__ = [
 ROOT = Path(__file__).parent / "results"
 USAGE_ERROR = 2
 
-#: the comparison's flags for ``--tiny``: every family x dataset x seed of the gpu profile,
-#: trained a few steps and sampled by one cheap sampler, no sweep, a few points per metric
+#: the comparison's flags for ``--tiny``: every family of the gpu profile on two of its
+#: datasets (a Gaussian mixture, with its mode metrics, and the checkerboard, without) and one
+#: seed, trained a few steps and sampled by one cheap sampler, no sweep, a few points per
+#: metric: what the command does, not what it measures (each family x dataset compiles anew)
+TINY_DATASETS = ("nine_gaussians", "checkerboard")
 TINY_BENCH = (
+    f"--datasets={','.join(TINY_DATASETS)}",
+    "--seeds=0",
     "--steps=20",
     "--samplers=ddim-3",
     "--nfe=none",

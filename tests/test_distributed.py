@@ -15,14 +15,17 @@ from benchmarks import distributed
 from benchmarks.__main__ import main
 
 ROOT = Path(__file__).parents[1]
+# The smallest run that splits: two families, one per process; one run each, a few steps,
+# one cheap sampler, the fewest points each metric takes, no figures.
 TINY = [
     "--families=ddpm,vp",
     "--datasets=nine_gaussians",
     "--seeds=0",
-    "--steps=200",
-    "--samplers=dpm-5",
-    "--samples=64",
-    "--nll-points=16",
+    "--steps=20",
+    "--samplers=ddim-3",
+    "--samples=10",
+    "--nll-points=2",
+    "--no-figures",
 ]
 TIMINGS = ["train_s", "sample_s"]  # wall times: all that may differ between two runs
 
