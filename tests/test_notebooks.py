@@ -7,8 +7,8 @@ fails that notebook's test, which shows the cell and its traceback.
 
 The notebooks spend most of their time compiling, which is single-threaded, so they run two at
 a time (``ZOO_NOTEBOOK_WORKERS`` overrides that), each in its own process, and share one
-temporary JAX compilation cache: a preset trained at the same budget in two notebooks is
-compiled once. ``ORDER`` starts the notebook that trains most first.
+JAX compilation cache (the session's, from tests/conftest.py): a preset trained at the same
+budget in two notebooks is compiled once. ``ORDER`` starts the notebook that trains most first.
 """
 
 from __future__ import annotations
@@ -65,12 +65,14 @@ def executed(request, tmp_path_factory) -> dict[str, concurrent.futures.Future]:
     rank = {stem: i for i, stem in enumerate(ORDER)}
     selected = sorted(selected, key=lambda p: rank.get(p.stem[:2], len(ORDER)))
     env = dict(os.environ)
-    env.update({
-        "ZOO_NOTEBOOK_BUDGET": "tiny",
-        "JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax_compilation_cache")),
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
-    })  # fmt: skip
+    env["ZOO_NOTEBOOK_BUDGET"] = "tiny"
+    # The session's compilation cache (tests/conftest.py), or one of their own.
+    if not env.get("JAX_COMPILATION_CACHE_DIR"):
+        env.update({
+            "JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax_compilation_cache")),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+        })  # fmt: skip
     workers = int(os.environ.get("ZOO_NOTEBOOK_WORKERS", min(2, os.cpu_count() or 1)))
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(workers, 1))
     futures = {
