@@ -1,5 +1,6 @@
 """Fused, vmapped training: independent runs, sharding changes nothing, checkpoints round-trip."""
 
+import functools
 import json
 import os
 import subprocess
@@ -21,31 +22,45 @@ def _leaves(tree):
     return [np.asarray(a) for a in jax.tree_util.tree_leaves(tree)]
 
 
-def test_runs_are_independent_and_reproducible():
+# Every test below reads one of two fits (each a compile of the model's training step):
+# TWO_DATASETS trains 2 datasets x 2 seeds; FOUR_SEEDS one dataset x 4 seeds, with
+# ema_decay=0, and is what the sharded subprocess repeats on 4 devices.
+FIT = dict(steps=20, num_train=1000, log_every=10)
+
+
+@functools.cache
+def _two_datasets():
     second = NINE.train_set(1000) + 1.0
-    state, curve = zoo.train.fit(
-        MODEL, [NINE.train_set(1000), second], steps=40, seeds=[0, 1], log_every=10
-    )
-    assert curve.shape == (4, 4)
+    return zoo.train.fit(MODEL, [NINE.train_set(1000), second], seeds=[0, 1], **FIT)
+
+
+@functools.cache
+def _four_seeds():
+    return zoo.train.fit(MODEL, NINE, seeds=[0, 1, 2, 3], ema_decay=0.0, **FIT)
+
+
+def test_runs_are_independent_and_reproducible():
+    state, curve = _two_datasets()
+    assert curve.shape == (4, 2)
     leaves = _leaves(state.params)
     # runs: (data 0, seed 0), (data 0, seed 1), (data 1, seed 0), (data 1, seed 1)
     assert not np.allclose(leaves[0][0], leaves[0][1])  # seeds differ
     assert not np.allclose(curve[0], curve[2])  # datasets differ
-    again, curve_again = zoo.train.fit(
-        MODEL, NINE.train_set(1000), steps=40, seeds=[1], log_every=10
-    )
-    np.testing.assert_allclose(curve_again[0], curve[1], rtol=1e-5)
-    assert int(state.step[0]) == 40
+    # Run (data 0, seed 1) again, in another call beside other runs: the same curve (the
+    # curve is the parameters' loss, which the EMA decay does not touch).
+    _, curve_again = _four_seeds()
+    np.testing.assert_allclose(curve_again[1], curve[1], rtol=1e-5)
+    assert int(state.step[0]) == 20
 
 
 def test_ema_with_zero_decay_is_the_parameters():
-    state, _ = zoo.train.fit(MODEL, NINE, steps=5, ema_decay=0.0, num_train=500, log_every=5)
+    state, _ = _four_seeds()
     for p, e in zip(_leaves(state.params), _leaves(state.ema_params), strict=True):
         np.testing.assert_array_equal(p, e)
 
 
 def test_checkpoint_round_trip(tmp_path):
-    state, _ = zoo.train.fit(MODEL, NINE, steps=20, num_train=500, log_every=10)
+    state, _ = _two_datasets()  # ema_decay 0.999: the EMA is not the parameters
     one = jax.tree_util.tree_map(lambda a: a[0], state)
     path = tmp_path / "ddpm"
     zoo.train.save(path, one, MODEL, note="test")
@@ -65,13 +80,13 @@ def test_run_axis_is_sharded_over_devices():
         import json, jax, zoo
         from zoo import data, sdes
         model = zoo.transform(zoo.DDPM, schedule=sdes.ddpm_linear(num_steps=50))
-        state, curve = zoo.train.fit(model, data.nine_gaussians(), steps=20, seeds=[0, 1, 2, 3],
-                                     num_train=500, log_every=10)
+        state, curve = zoo.train.fit(model, data.nine_gaussians(), seeds=[0, 1, 2, 3],
+                                     ema_decay=0.0, **FIT)
         leaf = jax.tree_util.tree_leaves(state.params)[0]
         print(len(leaf.sharding.device_set))
         print(json.dumps(curve.tolist()))
         """
-    )
+    ).replace("**FIT", ", ".join(f"{k}={v}" for k, v in FIT.items()))
     env = {
         **os.environ,
         "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
@@ -82,7 +97,7 @@ def test_run_axis_is_sharded_over_devices():
     )
     devices, curve = out.stdout.strip().splitlines()[-2:]
     assert int(devices) == 4
-    _, local = zoo.train.fit(MODEL, NINE, steps=20, seeds=[0, 1, 2, 3], num_train=500, log_every=10)
+    _, local = _four_seeds()
     np.testing.assert_allclose(np.array(json.loads(curve)), local, rtol=1e-4)
 
 
