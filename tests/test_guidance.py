@@ -93,19 +93,21 @@ def _check_label_dropout():
 
 
 def test_bad_labels_and_guidance_are_named():
-    net = functools.partial(zoo.ScoreNet, width=8, embedding_dim=8, dropout=0.0)
+    # The per-family test's network and shapes, initialised eagerly: its ops are compiled.
     schedule = sdes.ddpm_linear(1e-3, 0.02, 10)
-    cond = zoo.transform(zoo.DDPM, schedule=schedule, net=net, num_classes=3)
-    plain = zoo.transform(zoo.DDPM, schedule=schedule, net=net)
-    x = jnp.zeros((4, 2))
-    params, plain_params = cond.init(jax.random.PRNGKey(0), x), plain.init(jax.random.PRNGKey(0), x)
-    key, labels = jax.random.PRNGKey(1), jnp.array([0, 1, 2, 0])
+    cond = zoo.transform(zoo.DDPM, schedule=schedule, net=TINY_NET, num_classes=3)
+    plain = zoo.transform(zoo.DDPM, schedule=schedule, net=TINY_NET)
+    x = jnp.zeros((6, 2))
+    with jax.disable_jit():
+        params = cond.init(jax.random.PRNGKey(0), x)
+        plain_params = plain.init(jax.random.PRNGKey(0), x)
+    key, labels = jax.random.PRNGKey(1), jnp.array([0, 1, 2, 0, 1, 2])
     with pytest.raises(ValueError, match="guidance must be a finite scalar >= 0"):
-        cond.sample(params, key, (4,), labels=labels, guidance=-1.0)
+        cond.sample(params, key, (6,), labels=labels, guidance=-1.0)
     with pytest.raises(ValueError, match=r"labels must lie in 0\.\.3"):
-        cond.score(params, x, 0.5, jnp.array([0, 1, 4, 0]))
+        cond.score(params, x, 0.5, jnp.array([0, 1, 4, 0, 1, 2]))
     with pytest.raises(ValueError, match="guidance needs labels"):
-        cond.sample(params, key, (4,), guidance=2.0)
+        cond.sample(params, key, (6,), guidance=2.0)
     with pytest.raises(ValueError, match="labels given to an unconditional model"):
         plain.score(plain_params, x, 0.5, labels)
     with pytest.raises(ValueError, match="needs labels"):
@@ -117,7 +119,7 @@ def test_bad_labels_and_guidance_are_named():
     with pytest.raises(ValueError, match=r"one class per example, shape \[16\]"):
         zoo.train.fit(cond, np.zeros((16, 2)), labels=np.zeros(15, int), steps=1)
     with pytest.raises(ValueError, match=r"p_uncond must lie in \[0, 1\]"):
-        zoo.transform(zoo.DDPM, schedule=schedule, net=net, num_classes=3, p_uncond=1.5)
+        zoo.transform(zoo.DDPM, schedule=schedule, net=TINY_NET, num_classes=3, p_uncond=1.5)
 
 
 def _nearest_mean_classes(x, train, train_labels):

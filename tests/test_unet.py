@@ -14,15 +14,27 @@ from zoo import nets, presets, samplers, sdes
 TINY = dict(channels=8, channel_mults=(1, 2), groups=4, dropout=0.0)
 
 
+def _transform(config):
+    return hk.without_apply_rng(hk.transform(lambda x, t: nets.UNet(**config)(x, t, False)))
+
+
 def _apply(config, x, t, seed=0):
-    f = hk.without_apply_rng(hk.transform(lambda x, t: nets.UNet(**config)(x, t, False)))
+    f = _transform(config)
     params = jax.jit(f.init)(jax.random.PRNGKey(seed), x, t)
     return jax.jit(f.apply), params
 
 
-def test_output_shape_and_time_dependence():
+@pytest.fixture(scope="module")
+def tiny():
+    """One compiled init and apply of the TINY UNet on ``[3, 8, 8, 1]`` images, shared: its
+    init alone compiles for ~15 s on a CPU (a threefry kernel per parameter)."""
     x = jax.random.normal(jax.random.PRNGKey(1), (3, 8, 8, 1))
     f, params = _apply(TINY, x, jnp.zeros(3))
+    return f, params, x
+
+
+def test_output_shape_and_time_dependence(tiny):
+    f, params, x = tiny
     early = f(params, x, jnp.full(3, 0.05))
     late = f(params, x, jnp.full(3, 0.95))
     assert early.shape == x.shape and np.all(np.isfinite(early))
@@ -32,23 +44,28 @@ def test_output_shape_and_time_dependence():
 
 
 def test_rectangular_and_multichannel_images():
-    x = jnp.ones((2, 4, 8, 3))
-    f, params = _apply(TINY, x, jnp.zeros(2))
-    assert f(params, x, jnp.zeros(2)).shape == (2, 4, 8, 3)
+    # Shapes only: traced, not compiled.
+    f, x, t = _transform(TINY), jnp.ones((2, 4, 8, 3)), jnp.zeros(2)
+    params = jax.eval_shape(f.init, jax.random.PRNGKey(0), x, t)
+    assert params["u_net/conv_in"]["w"].shape == (3, 3, 3, 8)
+    assert jax.eval_shape(f.apply, params, x, t).shape == (2, 4, 8, 3)
 
 
-def test_matmul_convolution_matches_lax():
+def _shapes(tree):
+    return jax.tree_util.tree_map(lambda a: (a.shape, a.dtype), tree)
+
+
+def test_matmul_convolution_matches_lax(tiny):
     """The im2col convolutions compute what hk.Conv2D does with the same parameters."""
-    x = jax.random.normal(jax.random.PRNGKey(2), (2, 8, 8, 1))
-    t = jnp.array([0.1, 0.7])
-    f, params = _apply(TINY, x, t)
+    f, params, x = tiny
+    t = jnp.array([0.1, 0.7, 0.4])
     g = hk.without_apply_rng(hk.transform(lambda x, t: nets.UNet(**TINY, conv="lax")(x, t, False)))
     # hk.Conv2D keeps its parameters one module deeper ("<name>/conv").
     lax_params = {(k + "/conv" if v.get("w", jnp.zeros(())).ndim == 4 else k): v
                   for k, v in params.items()}  # fmt: skip
-    assert jax.tree_util.tree_structure(lax_params) == jax.tree_util.tree_structure(
-        g.init(jax.random.PRNGKey(0), x, t)
-    )
+    expected = jax.eval_shape(g.init, jax.random.PRNGKey(0), x, t)  # the structure, uncompiled
+    assert jax.tree_util.tree_structure(lax_params) == jax.tree_util.tree_structure(expected)
+    assert _shapes(lax_params) == _shapes(expected)
     np.testing.assert_allclose(
         jax.jit(g.apply)(lax_params, x, t), f(params, x, t), rtol=1e-4, atol=1e-4
     )
@@ -89,13 +106,30 @@ TINY_PROCESSES = {
 }
 
 
+# The per-family UNet: one level (the cheapest to compile), initialised once for all families.
+FAMILY_NET = dict(channels=8, channel_mults=(1,), groups=4)
+
+
+@pytest.fixture(scope="module")
+def family_net_params():
+    x = jnp.zeros((4, 8, 8, 1))
+    return jax.jit(_transform(FAMILY_NET).init)(jax.random.PRNGKey(1), x, jnp.zeros(4))
+
+
 @pytest.mark.parametrize("family", presets.FAMILIES)
-def test_every_family_trains_and_samples_8x8_images(family):
+def test_every_family_trains_and_samples_8x8_images(family, family_net_params):
     process, sampler = TINY_PROCESSES[family]
-    net = functools.partial(nets.UNet, channels=8, channel_mults=(1,), groups=4)
+    net = functools.partial(nets.UNet, **FAMILY_NET)
     model = presets.FAMILY_TABLE[family].transform(net, process=process, event_shape=(8, 8, 1))
     x = jax.random.uniform(jax.random.PRNGKey(0), (4, 8, 8, 1), minval=-1, maxval=1)
-    params = model.init(jax.random.PRNGKey(1), x)
+    # The model keeps its network's parameters under "<family>/~_params/net/": the shared
+    # network's, moved there, are the model's (its init is traced for the structure only).
+    expected = jax.eval_shape(model.init, jax.random.PRNGKey(1), x)
+    prefix = next(iter(expected)).split("u_net/")[0]
+    assert prefix.endswith("/~_params/net/")
+    params = {prefix + k: v for k, v in family_net_params.items()}
+    assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(expected)
+    assert _shapes(params) == _shapes(expected)
     losses = model.loss(params, jax.random.PRNGKey(2), x)
     assert losses.shape == (4,) and np.all(np.isfinite(losses)) and np.all(losses > 0)
     out = model.sample(params, jax.random.PRNGKey(3), (3,), sampler)
