@@ -5,8 +5,8 @@
 results.md, nfe.md, summary.json, figures; its cache in cache/), the speed benchmark's
 output (speed.md, and its tables in speed.csv) and bench_gpu.json (wall times, device).
 
-``--tiny``: the same two steps at a budget that runs in about a minute on a CPU (every
-family on two of the datasets, one seed: :data:`TINY_BENCH`), into
+``--tiny``: the same two steps at a budget that runs in about a minute on a CPU (two
+families on two of the datasets, one seed: :data:`TINY_BENCH`), into
 ``gpu-tiny-<device kind>-<date>/``; the tests run it so that this command cannot rot.
 Without ``--tiny`` a machine where JAX finds no GPU is refused: the profile is sized for one.
 Run again on the same day, the comparison resumes from the folder's cache.
@@ -29,6 +29,7 @@ __all__ = [
     "NEEDED",
     "TINY_BENCH",
     "TINY_DATASETS",
+    "TINY_FAMILIES",
     "TINY_SPEED",
     "device_kind",
     "folder_name",
@@ -40,12 +41,15 @@ __all__ = [
 ROOT = Path(__file__).parent / "results"
 USAGE_ERROR = 2
 
-#: the comparison's flags for ``--tiny``: every family of the gpu profile on two of its
-#: datasets (a Gaussian mixture, with its mode metrics, and the checkerboard, without) and one
-#: seed, trained a few steps and sampled by one cheap sampler, no sweep, a few points per
-#: metric: what the command does, not what it measures (each family x dataset compiles anew)
+#: the comparison's flags for ``--tiny``: two families of the gpu profile (a discrete and a
+#: continuous process) on two of its datasets (a Gaussian mixture, with its mode metrics, and
+#: the checkerboard, without) and one seed, trained a few steps and sampled by one cheap
+#: sampler, no sweep, a few points per metric: what the command does, not what it measures.
+#: Compiling sets its time (training, the sampler and the likelihood, once per family).
+TINY_FAMILIES = ("ddpm", "vp")
 TINY_DATASETS = ("nine_gaussians", "checkerboard")
 TINY_BENCH = (
+    f"--families={','.join(TINY_FAMILIES)}",
     f"--datasets={','.join(TINY_DATASETS)}",
     "--seeds=0",
     "--steps=20",

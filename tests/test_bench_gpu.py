@@ -38,9 +38,12 @@ def test_tiny_run_writes_one_folder_named_by_device_and_date(tmp_path, capsys):
     # the gpu profile's families on the tiny budget's datasets (some of the profile's) and seed
     gpu = profiles.PROFILES["gpu"]
     assert set(bench_gpu.TINY_DATASETS) < set(gpu.datasets)
+    assert set(bench_gpu.TINY_FAMILIES) < set(gpu.families)
     results = pd.read_csv(out / "results.csv")
     runs = list(zip(results.family, results.dataset, results.seed, strict=True))
-    assert sorted(runs) == sorted(itertools.product(gpu.families, bench_gpu.TINY_DATASETS, [0]))
+    assert sorted(runs) == sorted(
+        itertools.product(bench_gpu.TINY_FAMILIES, bench_gpu.TINY_DATASETS, [0])
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["profile"] == "gpu"
 
