@@ -28,7 +28,7 @@ import numpy as np
 
 from zoo._checks import is_concrete
 
-__all__ = ["check_labels", "check_scale", "guide", "guided_score", "one_hot_labels"]
+__all__ = ["check_labels", "check_scale", "guide", "guided_score", "is_unguided", "one_hot_labels"]
 
 #: ``score_fn(x, t, labels)``: a conditional model's score of a batch ``x`` at a scalar or
 #: per-example time ``t`` for integer ``labels: [B]`` (the null class ``K`` included)
@@ -64,7 +64,9 @@ def check_labels(labels, num_classes: int, name: str = "labels") -> None:
             )
 
 
-def _is_zero(scale) -> bool:
+def is_unguided(scale) -> bool:
+    """Whether ``scale`` is a Python ``0``: the conditional model, one network call per score
+    (a traced or array zero takes the guided path, with the same result at twice the cost)."""
     return isinstance(scale, (int, float)) and scale == 0
 
 
@@ -82,7 +84,7 @@ def guided_score(
     check_scale(scale)
 
     def fn(x: jax.Array, t: jax.Array) -> jax.Array:
-        if _is_zero(scale):
+        if is_unguided(scale):
             return score_fn(x, t, labels)
         n = x.shape[0]
         both_t = t if jnp.ndim(t) == 0 else jnp.concatenate([t, t])

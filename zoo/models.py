@@ -246,7 +246,7 @@ class DiffusionModel(hk.Module):
             return self.sde.score_from_eps(eps, self._expand(t))
 
         if labels is None:
-            if guidance is not None and not guidance_lib._is_zero(guidance):
+            if guidance is not None and not guidance_lib.is_unguided(guidance):
                 raise ValueError("guidance needs labels: the classes to guide towards")
             return score_fn
         labels = self._check_labels(labels, n)
@@ -377,7 +377,7 @@ def _net_fn(net: Callable[[], hk.Module]):
 def _as_guidance(guidance):
     """``None`` for no guidance (``None`` or a Python 0: one network call per score), else the
     checked scale as a float32 array, so that every scale shares one compilation."""
-    if guidance is None or guidance_lib._is_zero(guidance):
+    if guidance is None or guidance_lib.is_unguided(guidance):
         return None
     guidance_lib.check_scale(guidance)
     return jnp.asarray(guidance, jnp.float32)
