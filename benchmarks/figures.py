@@ -22,6 +22,7 @@ __all__ = [
     "nfe_sweep",
     "score_error",
     "steps",
+    "tile",
 ]
 
 
@@ -67,7 +68,7 @@ def densities(
     plt.close(fig)
 
 
-def _tile(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
+def tile(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
     """``[rows*cols, h, w, 1]`` -> one ``[rows*(h+1)+1, cols*(w+1)+1]`` image with 1-pixel
     gaps (NaN, drawn blank)."""
     images = np.asarray(images)[: rows * cols, ..., 0]
@@ -95,7 +96,7 @@ def images(
     fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9), squeeze=False)
     for ax, (name, x) in zip(axes[0], panels.items(), strict=True):
         side = max(1, min(8, int(np.sqrt(len(x)))))
-        ax.imshow(_tile(x, side, side), cmap="gray_r", vmin=-1, vmax=1)
+        ax.imshow(tile(x, side, side), cmap="gray_r", vmin=-1, vmax=1)
         ax.set_title(name, fontsize=9)
         ax.axis("off")
     fig.suptitle(f"{dataset} ({label})", fontsize=10)

@@ -283,7 +283,7 @@ def _figures(out: Path, rows: list[dict], samples: dict, floor_row: dict, args) 
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    from benchmarks.figures import _tile
+    from benchmarks.figures import tile
     from zoo import plotting
 
     frame = pd.DataFrame(rows)
@@ -310,7 +310,7 @@ def _figures(out: Path, rows: list[dict], samples: dict, floor_row: dict, args) 
     for i, w in enumerate(shown):
         for j, family in enumerate(args.families):
             x = samples[family, w].reshape(NUM_CLASSES, args.per_class, 8, 8, 1)[:, :cols]
-            axes[i, j].imshow(_tile(x.reshape(-1, 8, 8, 1), NUM_CLASSES, cols), cmap="gray_r",
+            axes[i, j].imshow(tile(x.reshape(-1, 8, 8, 1), NUM_CLASSES, cols), cmap="gray_r",
                               vmin=-1, vmax=1)  # fmt: skip
             axes[i, j].set_title(f"{plotting.family_label(family)}, w = {w:g}", fontsize=8)
             axes[i, j].axis("off")
