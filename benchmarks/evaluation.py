@@ -50,6 +50,7 @@ __all__ = [
     "KIND_API",
     *KIND_API,
     "failure",
+    "heldout",
     "sample_and_score",
     "sample_key",
     "sample_status",
@@ -148,9 +149,11 @@ def reference(toy: data_lib.Toy, config: Config) -> np.ndarray:
     return np.asarray(toy.sample(jax.random.PRNGKey(REFERENCE_SEED), (config.num_samples,)))
 
 
-def _heldout(toy: data_lib.Toy, config: Config, replica: int = 0) -> jax.Array:
+def heldout(toy: data_lib.Toy, num_nll: int, replica: int = 0) -> jax.Array:
+    """The ``num_nll`` held-out points every family's likelihood of ``toy`` is measured on
+    (replica 0; the noise floor's true samples are replicas 1, 2, ...)."""
     key = jax.random.fold_in(jax.random.PRNGKey(HELDOUT_SEED), replica)
-    return toy.sample(key, (config.num_nll,))
+    return toy.sample(key, (num_nll,))
 
 
 def sample_key(seed: int) -> jax.Array:
@@ -260,7 +263,7 @@ def likelihood_fn(model: zoo.Model, config: Config):
 
 def likelihood(fn, params, toy: data_lib.Toy, config: Config) -> dict[str, float]:
     """The excess-NLL columns of one trained run (``fn`` from :func:`likelihood_fn`)."""
-    out = fn(params, _heldout(toy, config))
+    out = fn(params, heldout(toy, config.num_nll))
     values = _excess(-np.asarray(out.log_prob), toy)
     return {**values, "nll_nfe": int(out.nfe), "nll_status": "ok"}
 
@@ -275,7 +278,7 @@ def noise_floor(toy: data_lib.Toy, y: np.ndarray, config: Config) -> dict:
         x = np.asarray(toy.sample(key, (config.num_samples,)))
         row = sample_quality(x, toy, y, config)
         try:
-            log_p = toy.log_prob(_heldout(toy, config, replica=1 + r))
+            log_p = toy.log_prob(heldout(toy, config.num_nll, replica=1 + r))
         except NotImplementedError:
             pass
         else:

@@ -1,0 +1,175 @@
+r"""``python -m benchmarks.nll_split <results folder>``: at which noise levels a trained
+model's excess NLL arises, measured by substituting the exact score (Gaussian mixtures only).
+
+The probability-flow ODE's likelihood reads the score at every noise level. For a cut
+:math:`c`, let :math:`L(c)` be the NLL of the held-out points with the exact score
+:math:`\nabla\log p_t` wherever :math:`\sigma_t/\alpha_t < c` and the learned score
+elsewhere: :math:`L(0)` is the model's NLL, :math:`L(\infty)` the exact score's. Over cuts
+:math:`0 = c_0 < c_1 < \dots < c_K = \infty` the differences telescope,
+
+.. math:: L(0) - L(\infty) = \sum_k \big(L(c_k) - L(c_{k+1})\big),
+
+so the band :math:`[c_k, c_{k+1})` of noise-to-signal ratio is charged
+:math:`L(c_k) - L(c_{k+1})` nats: what the learned score in that band adds once the score
+below it is exact. Its sign is not fixed (an error in one band can offset one in another);
+the sum is exact. The bands of one model sum to its excess NLL less that of the exact score,
+whose own excess (the held-out sample's distance from the entropy, plus the ODE's tolerance
+and the blur at ``t_min``) is the same for every model of a process and dataset.
+
+It reads the trained runs from the folder's ``cache/runs`` (kept by ``zoo-bench``), so it
+runs only beside the cache of the command that made the folder, and writes
+``nll_split.csv`` and ``nll_split.md`` into it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+import zoo
+from benchmarks import cache, evaluation, oracle
+from benchmarks.cli import plain
+from zoo import data as data_lib
+from zoo import presets
+
+__all__ = ["main", "parser", "split"]
+
+#: the default band edges of sigma_t / alpha_t (0 and infinity are added)
+CUTS = (0.1, 1.0, 10.0)
+
+
+def _bands(cuts) -> list[tuple[float, float]]:
+    edges = [0.0, *sorted(cuts), math.inf]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def _nll(model: zoo.Model, toy: data_lib.Toy, params, cut: float, x, tol: float) -> float:
+    """Mean NLL of ``x`` with the exact score where sigma/alpha < ``cut``."""
+    sde = model.sde
+
+    def score(y, t):
+        ratio = jnp.sqrt(sde.variance(t)) * jnp.exp(-sde.log_alpha(t))
+        if cut == 0.0:
+            return model.score(params, y, t)
+        if math.isinf(cut):
+            return toy.score(y, t, sde)
+        return jnp.where(ratio < cut, toy.score(y, t, sde), model.score(params, y, t))
+
+    out = jax.jit(lambda y: zoo.log_likelihood(sde, score, y, rtol=tol, atol=tol))(x)
+    return float(-np.mean(np.asarray(out.log_prob, np.float64)))
+
+
+def _run_paths(runs: Path, family: str, dataset: str) -> dict[int, Path]:
+    """``{seed: run stem}`` of one family and dataset; an error if a seed has two runs."""
+    found: dict[int, list[Path]] = {}
+    for path in sorted((runs / family / dataset).glob("seed*-*.json")):
+        match = re.fullmatch(r"seed(-?\d+)-\w+", path.stem)
+        if match:
+            found.setdefault(int(match.group(1)), []).append(path.with_suffix(""))
+    twice = {s: p for s, p in found.items() if len(p) > 1}
+    if twice:
+        raise SystemExit(
+            f"nll_split: {runs / family / dataset} holds runs of several configurations for "
+            f"seeds {sorted(twice)}; use the folder of one zoo-bench command"
+        )
+    return {s: p[0] for s, p in found.items()}
+
+
+def split(folder: Path, families, datasets, cuts=CUTS, num_nll: int = 1000, tol: float = 1e-3):
+    """Rows ``family, dataset, seed, band, nats`` for every cached run and band of ``cuts``,
+    and one ``band="exact"`` row per process and dataset (``seed`` -1): the exact score's
+    excess NLL."""
+    runs, rows, exact = folder / "cache" / "runs", [], {}
+    bands = [_band_name(lo, hi) for lo, hi in _bands(cuts)]
+    for dataset in datasets:
+        toy = data_lib.get(dataset)
+        x = evaluation.heldout(toy, num_nll)
+        for family in families:
+            model = presets.toy(family, dataset).model
+            if not oracle.has_exact_score(toy, model.sde):
+                raise SystemExit(f"nll_split: {dataset} has no exact score under {family}")
+            paths = _run_paths(runs, family, dataset)
+            if not paths:
+                raise SystemExit(f"nll_split: no runs of {family} on {dataset} in {runs}")
+            process = (repr(model.sde), dataset)
+            if process not in exact:
+                exact[process] = _nll(model, toy, None, math.inf, x, tol)
+                excess = exact[process] - toy.entropy()
+                rows.append(_row(family, dataset, -1, "exact", excess))
+            for seed, path in sorted(paths.items()):
+                params = cache.read_run(path)[0].ema_params
+                nll = [_nll(model, toy, params, c, x, tol) for c in (0.0, *sorted(cuts))]
+                parts = -np.diff([*nll, exact[process]])  # L(c_k) - L(c_k+1)
+                for band, nats in zip(bands, parts, strict=True):
+                    rows.append(_row(family, dataset, seed, band, nats))
+                print(f"{dataset} {family} seed {seed}: excess {nll[0] - toy.entropy():.4f}, "
+                      f"bands {np.round(parts, 4).tolist()}", flush=True)  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _band_name(lo: float, hi: float) -> str:
+    return f"{lo:g}+" if math.isinf(hi) else f"{lo:g}-{hi:g}"
+
+
+def _row(family, dataset, seed, band, nats) -> dict:
+    return {"family": family, "dataset": dataset, "seed": seed, "band": band, "nats": nats}
+
+
+def table(frame: pd.DataFrame) -> str:
+    """Markdown: per dataset, each family's mean ± sd over seeds of each band's nats, and of
+    their sum (the excess NLL over the exact score's)."""
+    out = []
+    for dataset, part in frame.groupby("dataset", sort=False):
+        bands = part[part.band != "exact"]
+        by = bands.groupby(["family", "band"], sort=False).nats
+        cells = (by.mean().map("{:+.4f}".format) + " ± " + by.std().map("{:.4f}".format)).unstack(
+            "band"
+        )
+        total = bands.groupby(["family", "seed"], sort=False).nats.sum().groupby("family")
+        cells["sum"] = total.mean().map("{:+.4f}".format) + " ± " + total.std().map("{:.4f}".format)
+        exact = part[part.band == "exact"]
+        notes = "; ".join(f"{r.family}'s process {r.nats:+.4f}" for r in exact.itertuples())
+        out += [f"### {dataset}", "", f"The exact score's excess NLL: {notes}.", ""]
+        out += [cells.to_markdown(), ""]
+    return "\n".join(out)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.nll_split",
+        description=plain(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("folder", type=Path, help="a zoo-bench results folder with its cache/")
+    p.add_argument("--families", required=True, help="comma-separated, e.g. vp,vp-lw,ve")
+    p.add_argument("--datasets", default="nine_gaussians,gaussians_25")
+    p.add_argument("--cuts", default=",".join(map(str, CUTS)), help="band edges of sigma/alpha")
+    p.add_argument("--nll-points", type=int, default=1000, help="held-out points (1000)")
+    p.add_argument("--nll-tol", type=float, default=1e-3, help="ODE rtol = atol (0.001)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    if not (args.folder / "cache" / "runs").is_dir():
+        parser().error(f"folder: {args.folder} has no cache/runs (run zoo-bench --out there)")
+    cuts = [float(c) for c in args.cuts.split(",")]
+    frame = split(args.folder, args.families.split(","), args.datasets.split(","), cuts,
+                  args.nll_points, args.nll_tol)  # fmt: skip
+    frame.to_csv(args.folder / "nll_split.csv", index=False)
+    text = table(frame)
+    (args.folder / "nll_split.md").write_text(
+        "# Excess NLL by band of noise (nats)\n\n" + plain(__doc__.split("\n\n")[1]) + "\n\n" + text
+    )
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
