@@ -37,7 +37,9 @@ MIN_POINTS = 100  # a fifth held out: two halves of at least 10 points for the f
 HELDOUT_FRACTION = 0.2
 SPLIT_SEED = 1006
 #: the toys' metrics that need the true distribution (its density, entropy or modes)
-NEEDS_DISTRIBUTION = ("excess_nll", "excess_nll_se", "high_quality", "modes_covered", "mode_kl")
+NEEDS_DISTRIBUTION = (
+    "excess_nll", "excess_nll_se", "nll_kl", "nll_kl_se", "high_quality", "modes_covered", "mode_kl"
+)  # fmt: skip
 METRICS = {k: v for k, v in evaluation.METRICS.items() if k not in NEEDS_DISTRIBUTION}
 QUICK_METRICS = tuple(m for m in evaluation.QUICK_METRICS if m in METRICS)
 HEADLINE = evaluation.HEADLINE

@@ -57,6 +57,7 @@ INTEGERS = ["seed", "modes_covered", "nll_nfe", "nfe", "train_runs", "steps", "n
 PRINTED = [
     "excess_nll",
     "excess_nll_se",
+    "nll_kl",
     "w2",
     "sliced_w2",
     "mmd2",

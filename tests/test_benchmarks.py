@@ -10,12 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import digits, named_samplers, tables, training
+from benchmarks import digits, evaluation, named_samplers, tables, training
 from benchmarks.__main__ import main
-from zoo import nets, presets
+from zoo import data, nets, presets
 
 # checkerboard: exact entropy and density (a fast noise floor), and no mode metrics.
 TINY = {
@@ -50,6 +51,17 @@ def _copy(finished, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(finished, out)
     return out
+
+
+def test_the_kl_column_is_the_excess_nll_less_the_held_out_points_own(finished):
+    # Both columns read the same held-out points; they differ by those points' NLL under the
+    # data's own density (less its entropy), the offset the KL column removes.
+    results = pd.read_csv(finished / "results.csv").dropna(subset=["excess_nll"])
+    for dataset, rows in results.groupby("dataset"):
+        toy = data.get(dataset)
+        x = evaluation.heldout(toy, int(TINY["nll-points"]))
+        own = -np.mean(np.asarray(toy.log_prob(x), np.float64)) - toy.entropy()
+        np.testing.assert_allclose(rows.excess_nll - rows.nll_kl, own, atol=1e-6)
 
 
 def test_a_tiny_run_writes_every_file(finished):
