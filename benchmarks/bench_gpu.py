@@ -60,7 +60,7 @@ TINY_BENCH = (
     "--no-figures",
 )
 #: the speed benchmark's flags on a GPU: N = 5,000 instead of its 20,000, so that its 2 run
-#: counts x 6 pairs (a warm-up, 5 timed) x 2 loops x (N + 3N) = 480,000 training steps take
+#: counts x 6 pairs (a warm-up, 5 timed) x 3 loops x (N + 3N) = 720,000 training steps take
 #: under a minute of the 8 at the ~15,000 steps/s of one fused run that DESIGN.md measured
 #: on an H100, with each timed difference (2N steps) still near a second
 GPU_SPEED = ("--train-steps=5000",)

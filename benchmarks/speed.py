@@ -4,7 +4,8 @@ on this machine.
 1. ``zoo.train.fit`` against a minimal fused loop of the same model, loss, batch size and optax
    optimizer (a ``lax.scan`` over steps that draws each minibatch with
    ``jax.random.randint`` from the same training array, takes a gradient and applies the
-   update: nothing else), for 1 run and for several runs vmapped. Each is timed at N and 3N
+   update: nothing else), for 1 run and for several runs vmapped; ``fit`` as it is (its EMA
+   every 10 steps) and with its EMA every step (``ema_every=1``). Each is timed at N and 3N
    steps and the rate taken from the difference, which cancels compiling and setup; the pairs
    are repeated, interleaved, and the medians reported, in wall time and in the process's CPU
    time (which a shared machine's other jobs disturb less).
@@ -82,14 +83,15 @@ def _loops(preset: presets.Preset, x: np.ndarray, optimizer, num_runs: int, step
         n: fused_loop(model, x, batch_size, optimizer, num_runs, n) for n in (steps, 3 * steps)
     }
 
-    def fit(n):
+    def fit(n, ema_every=10):
         state, _ = train.fit(
             model, x, steps=n, seeds=range(num_runs), num_train=len(x), batch_size=batch_size,
-            optimizer=optimizer,
+            optimizer=optimizer, ema_every=ema_every,
         )  # fmt: skip
         return state
 
-    return {"fused": lambda n: fused[n](keys), "fit": fit}
+    every_step = functools.partial(fit, ema_every=1)
+    return {"fused": lambda n: fused[n](keys), "fit": fit, "fit, EMA every step": every_step}
 
 
 def training_speed(
@@ -97,7 +99,8 @@ def training_speed(
 ) -> pd.DataFrame:
     """Steps/s (aggregate over runs) of the minimal fused loop and of ``zoo.train.fit`` for
     ``preset``'s model, batch size and optimizer, each from ``3 * steps`` minus ``steps``
-    steps; medians of ``repeats`` interleaved pairs, and the median of their ratios."""
+    steps; medians of ``repeats`` interleaved pairs, and the median of their ratios, for fit
+    as it is (its EMA every 10 steps) and with its EMA updated every step."""
     x = np.asarray(preset.data.train_set(10_000))
     optimizer = preset.optimizer()
     rows = []
@@ -115,12 +118,14 @@ def training_speed(
                     rates[name, clock].append(num_runs * 2 * steps / (long[i] - short[i]))
         row = {"runs": num_runs}
         for clock in ("wall", "cpu"):
-            fit_rates, fused_rates = rates["fit", clock], rates["fused", clock]
+            fused_rates = rates["fused", clock]
             row[f"fused steps/s ({clock})"] = statistics.median(fused_rates)
-            row[f"fit steps/s ({clock})"] = statistics.median(fit_rates)
-            row[f"fit / fused ({clock})"] = statistics.median(
-                f / g for f, g in zip(fit_rates, fused_rates, strict=True)
-            )
+            row[f"fit steps/s ({clock})"] = statistics.median(rates["fit", clock])
+            for name in loops:
+                if name != "fused":
+                    row[f"{name} / fused ({clock})"] = statistics.median(
+                        f / g for f, g in zip(rates[name, clock], fused_rates, strict=True)
+                    )
         rows.append(row)
     return pd.DataFrame(rows)
 

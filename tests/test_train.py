@@ -8,7 +8,9 @@ import sys
 import textwrap
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import zoo
@@ -57,6 +59,38 @@ def test_ema_with_zero_decay_is_the_parameters():
     state, _ = _four_seeds()
     for p, e in zip(_leaves(state.params), _leaves(state.ema_params), strict=True):
         np.testing.assert_array_equal(p, e)
+
+
+def _ramp():
+    """An optimizer whose every update is +0.01: after n steps the parameters are
+    init + 0.01 n."""
+
+    def update(grads, state, params=None):
+        return jax.tree_util.tree_map(lambda g: jnp.full_like(g, 0.01), grads), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
+def _ema_of_ramp(steps, decay, every):
+    """The EMA of the parameters init + 0.01 n, n = 1..steps, minus init: its recursion."""
+    ema = 0.0
+    for n in range(every, steps + 1, every):
+        s = np.arange(n - every, n)
+        d = np.prod(np.minimum(decay, (1.0 + s) / (10.0 + s)))
+        ema = d * ema + (1.0 - d) * 0.01 * n
+    return ema
+
+
+@pytest.mark.filterwarnings("ignore::zoo.train.DivergenceWarning")  # a ramp blows the loss up
+@pytest.mark.parametrize("every", [1, 10])
+def test_ema_every_k_steps_follows_its_recursion(every):
+    # 45 steps: with every=10 the EMA holds the parameters up to step 40.
+    state, _ = zoo.train.fit(MODEL, NINE, steps=45, num_train=1000, log_every=15,
+                             optimizer=_ramp(), ema_decay=0.9, ema_every=every)  # fmt: skip
+    init = MODEL.init(jax.random.split(jax.random.PRNGKey(0))[0], NINE.train_set(1000)[:64])
+    for ema, start in zip(_leaves(state.ema_params), _leaves(init), strict=True):
+        np.testing.assert_allclose(ema[0] - start, _ema_of_ramp(45, 0.9, every), atol=2e-6)
+    assert abs(_ema_of_ramp(45, 0.9, 10) - _ema_of_ramp(45, 0.9, 1)) > 1e-2
 
 
 def test_checkpoint_round_trip(tmp_path):
