@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import datetime
 import functools
+import math
 import statistics
+import sys
 import tempfile
 import time
 
@@ -115,19 +117,38 @@ def training_speed(
                 short = _timed(functools.partial(loop, steps))
                 long = _timed(functools.partial(loop, 3 * steps))
                 for i, clock in enumerate(("wall", "cpu")):
-                    rates[name, clock].append(num_runs * 2 * steps / (long[i] - short[i]))
+                    rates[name, clock].append(_rate(num_runs * 2 * steps, long[i] - short[i]))
         row = {"runs": num_runs}
         for clock in ("wall", "cpu"):
             fused_rates = rates["fused", clock]
-            row[f"fused steps/s ({clock})"] = statistics.median(fused_rates)
-            row[f"fit steps/s ({clock})"] = statistics.median(rates["fit", clock])
+            row[f"fused steps/s ({clock})"] = _median(fused_rates)
+            row[f"fit steps/s ({clock})"] = _median(rates["fit", clock])
             for name in loops:
                 if name != "fused":
-                    row[f"{name} / fused ({clock})"] = statistics.median(
+                    row[f"{name} / fused ({clock})"] = _median(
                         f / g for f, g in zip(rates[name, clock], fused_rates, strict=True)
                     )
         rows.append(row)
+        noisy = sum(math.isnan(r) for rs in rates.values() for r in rs)
+        if noisy:
+            print(
+                f"zoo-bench-speed: {noisy} of {len(rates) * repeats} timed differences were not "
+                f"positive ({num_runs} runs): the machine's noise exceeds {2 * steps} steps; "
+                "those pairs are left out (a larger --train-steps measures them)",
+                file=sys.stderr,
+            )
     return pd.DataFrame(rows)
+
+
+def _rate(steps: int, seconds: float) -> float:
+    """Steps per second, or NaN when the timed difference is not positive (noise, not speed)."""
+    return steps / seconds if seconds > 0 else math.nan
+
+
+def _median(values) -> float:
+    """The median of the finite ``values``; NaN when none is."""
+    finite = [v for v in values if not math.isnan(v)]
+    return statistics.median(finite) if finite else math.nan
 
 
 def sampling_speed(family: str, steps: int, n: int, repeats: int) -> pd.DataFrame:

@@ -4,13 +4,14 @@ folder it names, and its refusal to run the GPU-sized profile on a CPU."""
 import datetime
 import itertools
 import json
+import math
 import types
 
 import jax
 import pandas as pd
 import pytest
 
-from benchmarks import bench_gpu, profiles
+from benchmarks import bench_gpu, profiles, speed
 from zoo import presets
 
 
@@ -111,3 +112,10 @@ def test_markdown_tables_reads_each_table_under_its_title():
         ),
         ("Sampling", [{"sampler": "EM(steps=3, a=1)", "NFE": 3}]),
     ]
+
+
+def test_a_timed_difference_that_is_not_positive_is_no_speed():
+    # At tiny budgets the machine's noise can exceed the 2N-step difference: no negative or
+    # infinite steps/s, and medians over the pairs that measured something.
+    assert math.isnan(speed._rate(100, -0.01)) and math.isnan(speed._rate(100, 0.0))
+    assert speed._median([math.nan, 2.0, 4.0]) == 3.0 and math.isnan(speed._median([math.nan]))
