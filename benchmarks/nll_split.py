@@ -42,7 +42,7 @@ from benchmarks.cli import plain
 from zoo import data as data_lib
 from zoo import presets
 
-__all__ = ["main", "parser", "report", "split", "table"]
+__all__ = ["likelihood_fn", "main", "parser", "report", "split", "table"]
 
 #: the default band edges of sigma_t / alpha_t (0 and infinity are added)
 CUTS = (0.1, 1.0, 10.0)
@@ -53,20 +53,21 @@ def _bands(cuts) -> list[tuple[float, float]]:
     return list(zip(edges[:-1], edges[1:], strict=True))
 
 
-def _nll(model: zoo.Model, toy: data_lib.Toy, params, cut: float, x, tol: float) -> float:
-    """Mean NLL of ``x`` with the exact score where sigma/alpha < ``cut``."""
+def likelihood_fn(model, toy: data_lib.Toy, tol: float):
+    """``fn(params, x, cut) -> mean NLL`` of ``x`` with the exact score where
+    sigma/alpha < ``cut`` and ``model.score(params, ...)`` elsewhere: ``cut`` 0 is the model's
+    NLL, infinity the exact score's. Jitted once, for every run and cut of ``model``."""
     sde = model.sde
 
-    def score(y, t):
-        ratio = jnp.sqrt(sde.variance(t)) * jnp.exp(-sde.log_alpha(t))
-        if cut == 0.0:
-            return model.score(params, y, t)
-        if math.isinf(cut):
-            return toy.score(y, t, sde)
-        return jnp.where(ratio < cut, toy.score(y, t, sde), model.score(params, y, t))
+    def nll(params, x, cut):
+        def score(y, t):
+            ratio = jnp.sqrt(sde.variance(t)) * jnp.exp(-sde.log_alpha(t))
+            return jnp.where(ratio < cut, toy.score(y, t, sde), model.score(params, y, t))
 
-    out = jax.jit(lambda y: zoo.log_likelihood(sde, score, y, rtol=tol, atol=tol))(x)
-    return float(-np.mean(np.asarray(out.log_prob, np.float64)))
+        return zoo.log_likelihood(sde, score, x, rtol=tol, atol=tol).log_prob
+
+    fn = jax.jit(nll)
+    return lambda params, x, cut: float(-np.mean(np.asarray(fn(params, x, cut), np.float64)))
 
 
 def _run_paths(runs: Path, family: str, dataset: str) -> dict[int, Path]:
@@ -94,6 +95,8 @@ def split(folder: Path, families, datasets, cuts=CUTS, num_nll: int = 1000, tol:
     for dataset in datasets:
         toy = data_lib.get(dataset)
         x = evaluation.heldout(toy, num_nll)
+        data_nll = float(-np.mean(np.asarray(toy.log_prob(x), np.float64)))
+        rows.append(_row("data", dataset, -1, "data", data_nll - toy.entropy()))
         for family in families:
             model = presets.toy(family, dataset).model
             if not oracle.has_exact_score(toy, model.sde):
@@ -101,16 +104,14 @@ def split(folder: Path, families, datasets, cuts=CUTS, num_nll: int = 1000, tol:
             paths = _run_paths(runs, family, dataset)
             if not paths:
                 raise SystemExit(f"nll_split: no runs of {family} on {dataset} in {runs}")
-            if not rows or rows[-1]["dataset"] != dataset:
-                data_nll = float(-np.mean(np.asarray(toy.log_prob(x), np.float64)))
-                rows.append(_row("data", dataset, -1, "data", data_nll - toy.entropy()))
+            fn = likelihood_fn(model, toy, tol)
+            runs_params = {s: cache.read_run(p)[0].ema_params for s, p in sorted(paths.items())}
             process = (repr(model.sde), dataset)
             if process not in exact:  # shared by the families of one process
-                exact[process] = _nll(model, toy, None, math.inf, x, tol)
+                exact[process] = fn(next(iter(runs_params.values())), x, math.inf)
             rows.append(_row(family, dataset, -1, "exact", exact[process] - toy.entropy()))
-            for seed, path in sorted(paths.items()):
-                params = cache.read_run(path)[0].ema_params
-                nll = [_nll(model, toy, params, c, x, tol) for c in (0.0, *sorted(cuts))]
+            for seed, params in runs_params.items():
+                nll = [fn(params, x, c) for c in (0.0, *sorted(cuts))]
                 parts = -np.diff([*nll, exact[process]])  # L(c_k) - L(c_k+1)
                 for band, nats in zip(bands, parts, strict=True):
                     rows.append(_row(family, dataset, seed, band, nats))

@@ -138,7 +138,8 @@ class _WrongAboveOne:
 
 def test_the_nll_split_charges_the_band_where_the_score_is_wrong():
     x = evaluation.heldout(NINE, 50)
-    nll = [nll_split._nll(_WrongAboveOne(), NINE, None, c, x, 1e-3) for c in (0.0, 1.0, np.inf)]
+    fn = nll_split.likelihood_fn(_WrongAboveOne(), NINE, 1e-3)
+    nll = [fn(None, x, c) for c in (0.0, 1.0, np.inf)]
     below, above = nll[0] - nll[1], nll[1] - nll[2]
     assert abs(below) < 1e-3 < 0.05 < abs(above)
 
