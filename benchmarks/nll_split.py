@@ -170,9 +170,20 @@ def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     if not (args.folder / "cache" / "runs").is_dir():
         parser().error(f"folder: {args.folder} has no cache/runs (run zoo-bench --out there)")
-    cuts = [float(c) for c in args.cuts.split(",")]
-    frame = split(args.folder, args.families.split(","), args.datasets.split(","), cuts,
-                  args.nll_points, args.nll_tol)  # fmt: skip
+    families, datasets = args.families.split(","), args.datasets.split(",")
+    unknown = [f for f in families if f not in presets.FAMILY_TABLE]
+    if unknown:
+        parser().error(f"--families: {unknown} unknown; choose from {list(presets.FAMILY_TABLE)}")
+    unknown = [d for d in datasets if d not in data_lib.NAMES]
+    if unknown:
+        parser().error(f"--datasets: {unknown} unknown; choose from {list(data_lib.NAMES)}")
+    try:
+        cuts = [float(c) for c in args.cuts.split(",")]
+    except ValueError:
+        parser().error(f"--cuts must be comma-separated numbers, got {args.cuts!r}")
+    if any(not 0.0 < c < math.inf for c in cuts) or len(set(cuts)) != len(cuts):
+        parser().error(f"--cuts must be distinct positive finite noise levels, got {args.cuts!r}")
+    frame = split(args.folder, families, datasets, cuts, args.nll_points, args.nll_tol)
     frame.to_csv(args.folder / "nll_split.csv", index=False)
     print(report(args.folder, frame))
 

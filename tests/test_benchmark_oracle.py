@@ -126,6 +126,17 @@ def test_the_nll_split_reproduces_the_benchmark_and_sums_to_the_excess(finished)
     assert abs(exact - data) < 0.01
 
 
+@pytest.mark.parametrize(
+    "bad, named",
+    [(["--families=vpx"], "--families"), (["--families=vp", "--datasets=moonz"], "--datasets"),
+     (["--families=vp", "--cuts=a"], "--cuts"), (["--families=vp", "--cuts=0,1"], "--cuts")],
+)  # fmt: skip
+def test_the_nll_split_names_a_bad_argument(finished, bad, named, capsys):
+    with pytest.raises(SystemExit) as stop:
+        nll_split.main([str(finished), *bad])
+    assert stop.value.code == 2 and named in capsys.readouterr().err
+
+
 class _WrongAboveOne:
     """The exact score of nine Gaussians under VP, 20% too large where sigma/alpha >= 1."""
 
