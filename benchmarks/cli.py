@@ -37,7 +37,8 @@ def plain(text: str) -> str:
 
 
 def _split(text: str, what: str) -> tuple[str, ...]:
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    # Commas inside brackets separate a sampler's options, not names: dpm-10[order=3,grid=time].
+    names = tuple(name for name in named_samplers.split(text) if name)
     if not names:
         raise argparse.ArgumentTypeError(f"name at least one {what}")
     for name in set(names):
@@ -64,6 +65,15 @@ def _samplers(text: str) -> tuple[str, ...]:
         return tuple(named_samplers.check(name) for name in _split(text, "sampler"))
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _sweep(text: str) -> tuple[str, ...]:
+    kinds = _split(text, "sweep sampler")
+    try:
+        named_samplers.sweep(kinds, (10,))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return kinds
 
 
 def _at_least(minimum: int):
@@ -198,10 +208,12 @@ VALUED = {
         "comma-separated sampler names, e.g. default,ddim-10,ode",
     ),
     "--sweep": (
-        _names(named_samplers.SWEEP_KINDS, "sweep sampler"),
+        _sweep,
         "LIST",
         None,
-        f"samplers of the quality-per-NFE sweep, from {', '.join(named_samplers.SWEEP_KINDS)}",
+        "samplers of the quality-per-NFE sweep, from "
+        f"{', '.join(named_samplers.SWEEP_KINDS)}, each with options if wanted "
+        "(e.g. dpm,unipc[order=3])",
     ),
     "--nfe": (
         _budgets,
@@ -276,10 +288,12 @@ def parser() -> argparse.ArgumentParser:
         "with each family's samplers, and tabulate sample quality next to the noise floor (the "
         "value of each metric for independent samples of the true distribution). Finished "
         "pieces are cached in the output folder: run the same command again to resume.",
-        epilog="samplers are <kind>[-<steps>]: "
+        epilog="samplers are <kind>[-<steps>][[option=value,...]]: "
         + "; ".join(f"{k}: {v}" for k, v in named_samplers.KINDS.items())
         + ". Without a step count a sampler uses every level of a discrete schedule and "
-        f"{named_samplers.CONTINUOUS_STEPS} times of a continuous SDE.",
+        f"{named_samplers.CONTINUOUS_STEPS} times of a continuous SDE. Options: "
+        + "; ".join(f"{k}: {', '.join(o)}" for k, o in named_samplers.OPTIONS.items() if o)
+        + " (e.g. unipc-10[order=3,grid=time], ddim-20[eta=1]).",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {zoo.__version__}")
     p.add_argument(

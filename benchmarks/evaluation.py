@@ -70,12 +70,14 @@ METRICS = {
     "high_quality": ("high quality", "higher"),
     "modes_covered": ("modes", "higher"),
     "mode_kl": ("mode KL", "lower"),
+    # each sample's offset from its nearest mode in that mode's sds: 1 is right, so neither way
+    "spread": ("spread", None),
     "precision": ("precision", "higher"),
     "recall": ("recall", "higher"),
 }
 
 #: the metrics of :func:`quick_quality`: the cheap ones, for the cells beside the main table
-QUICK_METRICS = ("sliced_w2", "energy", "high_quality", "modes_covered", "mode_kl")
+QUICK_METRICS = ("sliced_w2", "energy", "high_quality", "modes_covered", "mode_kl", "spread")
 #: the metric of the quality-per-NFE tables and figures
 HEADLINE = "sliced_w2"
 
@@ -246,6 +248,7 @@ def quick_quality(
         values["high_quality"] = modes["high_quality"]
         values["modes_covered"] = modes["modes_covered"]
         values["mode_kl"] = modes["reverse_kl"]
+        values["spread"] = modes["spread"]
     return {k: float(v) for k, v in values.items()}
 
 

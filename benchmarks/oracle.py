@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 #: the metrics of an oracle cell, each a column ``oracle_<metric>`` of results.csv
-METRICS = ("sliced_w2", "energy", "mode_kl")
+METRICS = ("sliced_w2", "energy", "mode_kl", "spread")
 COLUMNS = (*(f"oracle_{m}" for m in METRICS), "oracle_status")
 #: the columns of score_error.csv, in order
 SCORE_ERROR_COLUMNS = ("family", "dataset", "seed", "status", "noise", "t", "score_error")

@@ -38,7 +38,8 @@ HELDOUT_FRACTION = 0.2
 SPLIT_SEED = 1006
 #: the toys' metrics that need the true distribution (its density, entropy or modes)
 NEEDS_DISTRIBUTION = (
-    "excess_nll", "excess_nll_se", "nll_kl", "nll_kl_se", "high_quality", "modes_covered", "mode_kl"
+    "excess_nll", "excess_nll_se", "nll_kl", "nll_kl_se", "high_quality", "modes_covered",
+    "mode_kl", "spread",
 )  # fmt: skip
 METRICS = {k: v for k, v in evaluation.METRICS.items() if k not in NEEDS_DISTRIBUTION}
 QUICK_METRICS = tuple(m for m in evaluation.QUICK_METRICS if m in METRICS)

@@ -20,7 +20,7 @@ class Config:
     """The run matrix (families x datasets x seeds x samplers) and its budgets.
 
     ``sweep`` and ``nfe``: the quality-per-NFE sweep, each of the ``sweep`` samplers
-    (:data:`~benchmarks.named_samplers.SWEEP_KINDS`) at about each budget in ``nfe``; the
+    (of :data:`~benchmarks.named_samplers.SWEEP_KINDS`) at about each budget in ``nfe``; the
     cells are ``sampler_names``. ``num_samples``: samples per cell, and the size of the true
     reference sample the metrics compare them with. ``num_nll``: held-out points for the
     likelihood of each trained run, integrated with adaptive Tsit5 at
@@ -86,11 +86,12 @@ TOY_DATASETS = (
     "swissroll",
 )
 
-# The whole comparison on 2 CPU cores in about an hour: six datasets x five families x three
-# seeds (90 runs, trained 18 at a time per family), each run sampled by its family's default
-# sampler and by the four deterministic samplers at 5-100 NFE. What sets the size: training 90
-# runs at ~560 aggregate steps/s; 21 cells per run at ~0.7 s of metrics each for n = 1,000;
-# NCSN's default (annealed Langevin) costs 10,000 NFE per sample.
+# The whole comparison on 2 CPU cores: six datasets x five families x three seeds (90 runs,
+# trained 18 at a time per family), each run sampled by its family's default sampler and by the
+# five deterministic fast samplers at 5-100 NFE. What sets the size: training 90 runs at ~560
+# aggregate steps/s; 26 cells per run at ~0.7 s of metrics each for n = 1,000; NCSN's default
+# (annealed Langevin) costs 10,000 NFE per sample. With four sweep kinds (21 cells per run) it
+# took about an hour.
 STANDARD = Config(
     profile="standard",
     families=FAMILIES,
@@ -98,7 +99,7 @@ STANDARD = Config(
     seeds=(0, 1, 2),
     steps=6_000,
     samplers=("default",),
-    sweep=named_samplers.SWEEP_KINDS,
+    sweep=named_samplers.PROFILE_SWEEP,
     nfe=(5, 10, 20, 50, 100),
     num_samples=1_000,
     num_nll=1_000,
@@ -134,9 +135,10 @@ PROFILES = {
     # `make bench-gpu` (benchmarks/bench_gpu.py): every family, dataset and seed within 8
     # minutes on one H100/H200, compile included, with the speed benchmark. A guess until the
     # first GPU run: compiling, not computing, should set the time. On this project's 2-core
-    # CPU one sampler compiles in ~2.2 s of CPU; at ~2 s each on a GPU's host, a family's 13
-    # samplers, its training and its likelihood take ~45 s to compile, ~4 min for five
-    # families (standard's 21 samplers would take ~5 of the 8 minutes). Training 18 vmapped
+    # CPU one sampler compiles in ~2.2 s of CPU; at ~2 s each on a GPU's host, a family's 16
+    # samplers (five sweep kinds at three budgets and its own), its training and its
+    # likelihood take ~50 s to compile, ~4.5 min for five families (standard's 26 samplers
+    # would take ~6 of the 8 minutes). Training 18 vmapped
     # runs at the ~100,000 aggregate steps/s of DESIGN.md's H100 loop is ~9 s per family at
     # 48,000 steps (8x standard's); cells, metrics and floors (W2 on the host, ~0.2 s at
     # n = 1,000) ~1 min; the speed benchmark ~1.5 min. n, the NLL and the sweep's kinds stay

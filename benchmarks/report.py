@@ -130,8 +130,9 @@ def write(config: Config, outcome: Outcome, start: float, command: str) -> str:
             f"# Quality per NFE\n\nConfig {stamp}. Each entry is the mean ± sd over "
             "seeds of the cell's metric divided by the mean of the dataset's noise floor "
             "(1 is the floor). "
-            "Columns are NFE budgets: ddim-N and dpm-N take N score evaluations, edm-N and "
-            "ode-heun-N 2N - 1 (one fewer than the budget when it is even). The default column "
+            "Columns are NFE budgets: ddim-N, dpm-N, dpm-sde-N, unipc-N and ipndm-N take N "
+            "score evaluations, edm-N and ode-heun-N 2N - 1 (one fewer than the budget when it "
+            "is even). The default column "
             "is each family's own sampler at its own NFE.\n\n"
         )
         cache.write_bytes(out / "nfe.md", (nfe_header + tables.nfe_markdown(sweep)).encode())

@@ -20,12 +20,14 @@ __version__ = "0.1.0"
 _SUBMODULES = frozenset(
     (
         "data",
+        "grids",
         "guidance",
         "image_metrics",
         "images",
         "likelihood",
         "metrics",
         "models",
+        "multistep",
         "nets",
         "plotting",
         "presets",
@@ -46,7 +48,6 @@ _ATTRIBUTES = {
             "DDIM",
             "Ancestral",
             "AnnealedLangevin",
-            "DPMSolverPP",
             "EDMHeun",
             "EulerMaruyama",
             "PredictorCorrector",
@@ -56,6 +57,7 @@ _ATTRIBUTES = {
         ),
         "samplers",
     ),
+    **dict.fromkeys(("DPMSolverPP", "DPMSolverPPSDE", "IPNDM", "UniPC"), "multistep"),
     **dict.fromkeys(("VE", "VP", "SubVP"), "sdes"),
 }
 
@@ -68,9 +70,11 @@ __all__ = [
     "Ancestral",
     "AnnealedLangevin",
     "DPMSolverPP",
+    "DPMSolverPPSDE",
     "EDMHeun",
     "DiffusionModel",
     "EulerMaruyama",
+    "IPNDM",
     "Model",
     "PredictorCorrector",
     "ProbabilityFlow",
@@ -80,13 +84,16 @@ __all__ = [
     "ScoreSDE",
     "SubVP",
     "UNet",
+    "UniPC",
     "data",
+    "grids",
     "guidance",
     "image_metrics",
     "images",
     "likelihood",
     "log_likelihood",
     "metrics",
+    "multistep",
     "nets",
     "plotting",
     "presets",
@@ -120,10 +127,12 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; never run
 
     from zoo import (
         data,
+        grids,
         guidance,
         image_metrics,
         likelihood,
         metrics,
+        multistep,
         nets,
         plotting,
         presets,
@@ -134,12 +143,12 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; never run
     from zoo import models as models
     from zoo.likelihood import log_likelihood
     from zoo.models import DDPM, NCSN, DiffusionModel, Model, ScoreSDE, transform
+    from zoo.multistep import IPNDM, DPMSolverPP, DPMSolverPPSDE, UniPC
     from zoo.nets import ScoreNet, UNet
     from zoo.samplers import (
         DDIM,
         Ancestral,
         AnnealedLangevin,
-        DPMSolverPP,
         EDMHeun,
         EulerMaruyama,
         PredictorCorrector,

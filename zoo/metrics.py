@@ -488,9 +488,9 @@ def _mode_metrics(x, means, scales, log_weights, threshold, *, block_elements):
     def row(xi):
         z2 = jnp.sum(((xi - means) / scales) ** 2, axis=-1)  # squared Mahalanobis [K]
         nearest = jnp.argmin(z2)
-        return nearest, z2[nearest] < threshold**2
+        return nearest, z2[nearest] < threshold**2, z2[nearest]
 
-    nearest, good = _map_rows(row, x, means.size, block_elements)
+    nearest, good, z2 = _map_rows(row, x, means.size, block_elements)
     counts = jnp.zeros(num_modes, x.dtype).at[nearest].add(good.astype(x.dtype))
     total = jnp.sum(counts)
     p_hat = counts / jnp.maximum(total, 1.0)
@@ -500,6 +500,7 @@ def _mode_metrics(x, means, scales, log_weights, threshold, *, block_elements):
         "high_quality": jnp.mean(good.astype(x.dtype)),
         "modes_covered": jnp.sum(counts > 0),
         "reverse_kl": jnp.where(total > 0, jnp.sum(kl_terms), jnp.inf),
+        "spread": jnp.sqrt(jnp.mean(z2) / means.shape[1]),
         "mode_counts": counts,
     }
 
@@ -529,6 +530,11 @@ def mode_metrics(
       (normalised) and :math:`w` the true weights (normalised here). No smoothing is needed
       in this direction: empty modes contribute :math:`0 \log 0 = 0`, and every
       :math:`w_k > 0`. It is ``inf`` when there is no high-quality sample at all;
+    - ``spread``: :math:`(\frac{1}{nd}\sum_i \min_k r_k(x_i)^2)^{1/2}`, every sample's
+      offset from its nearest component in that component's standard deviations: 1 for the
+      mixture itself, below 1 when the samples are too narrow (a sampler that returns a
+      posterior mean from a noisy level), above 1 when too wide. A distance between samples
+      can miss a narrow mode's spread off by a factor of 3; this cannot.
     - ``mode_counts``: the histogram itself [K].
 
     With ``check_finite=False``, samples with NaN or inf count as not high quality.
@@ -536,7 +542,8 @@ def mode_metrics(
     Noise floor (samples from the mixture itself, well-separated modes): ``high_quality`` =
     :math:`P(\chi^2_d < 9)`, :math:`1 - e^{-9/2} = 0.9889` in 2-D; all modes covered once
     :math:`N w_k \gg 1`; ``reverse_kl`` :math:`\approx (K-1)/(2N_{hq})` (the multinomial
-    :math:`\chi^2_{K-1} / 2N` limit).
+    :math:`\chi^2_{K-1} / 2N` limit); ``spread`` 1, less the tail a nearer component
+    claims (0.998 on nine Gaussians).
 
     Args:
       x: samples [n, d], n >= 1.

@@ -19,11 +19,9 @@ Grid samplers (one update per pair of grid times, a plain ``lax.scan``):
   steps with a signal-to-noise ratio ``snr`` (Song et al. 2021, algorithms 2-3).
 - :class:`AnnealedLangevin`: NCSN's annealed Langevin dynamics (Song & Ermon 2019, alg. 1).
 
-Fast deterministic samplers of the probability-flow ODE, written once against the process's
-:math:`\lambda_t = \log(\alpha_t/\sigma_t)`:
-
-- :class:`DPMSolverPP`: DPM-Solver++(2M), multistep, data prediction, log-SNR grid (Lu et al. 2022).
-- :class:`EDMHeun`: EDM's Heun sampler on the Karras noise grid (Karras et al. 2022).
+- :class:`EDMHeun`: EDM's Heun sampler on the Karras noise grid (Karras et al. 2022); the
+  multistep samplers (DPM-Solver++, UniPC, iPNDM) are in :mod:`zoo.multistep`, and the time
+  grids of every fast sampler in :mod:`zoo.grids`.
 
 Diffrax samplers:
 
@@ -45,6 +43,7 @@ import jax.numpy as jnp
 import lineax
 
 from zoo import _checks
+from zoo.grids import TimeGrid
 from zoo.sdes import SDE
 
 __all__ = [
@@ -58,12 +57,9 @@ __all__ = [
     "AnnealedLangevin",
     "ReverseSDE",
     "ProbabilityFlow",
-    "DPMSolverPP",
     "EDMHeun",
     "denoise",
     "function_evaluations",
-    "karras_grid",
-    "log_snr_grid",
 ]
 
 ScoreFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -97,9 +93,11 @@ class Sampler(abc.ABC):
     ) -> Samples:
         """Draw samples of the given batch ``shape`` (e.g. ``(n, d)``)."""
 
-    def _finish(self, sde, score_fn, x, nfe, trajectory=None, times=None) -> Samples:
+    def _finish(self, sde, score_fn, x, nfe, trajectory=None, times=None, t_end=None) -> Samples:
+        """Tweedie's step at ``t_end`` (the last time integrated to; ``t_min`` by default)."""
         if self.denoise:
-            x = denoise(sde, score_fn, x, jnp.asarray(sde.t_min, jnp.float32))
+            t_end = sde.t_min if t_end is None else t_end
+            x = denoise(sde, score_fn, x, jnp.asarray(t_end, jnp.float32))
             nfe = nfe + 1
         return Samples(x, jnp.asarray(nfe, jnp.int32), trajectory, times)
 
@@ -115,8 +113,13 @@ class GridSampler(Sampler):
     def step(self, sde: SDE, score_fn: ScoreFn, key, x, t, s) -> jax.Array:
         """One update from time ``t`` to the earlier time ``s < t``."""
 
+    def times(self, sde: SDE) -> jax.Array:
+        """The grid, decreasing from ``T``: the process's own (every level of a discrete
+        schedule, or a subsequence of them; uniform in time for a continuous SDE)."""
+        return sde.grid(self.steps)
+
     def sample(self, sde, score_fn, key, shape):
-        grid = sde.grid(self.steps)
+        grid = self.times(sde)
         prior_key, key = jax.random.split(key)
         x = sde.prior_sample(prior_key, shape)
 
@@ -126,7 +129,8 @@ class GridSampler(Sampler):
 
         index = jnp.arange(len(grid) - 1)
         x, _ = jax.lax.scan(body, x, (index, grid[:-1], grid[1:]))
-        return self._finish(sde, score_fn, x, (len(grid) - 1) * self.evaluations_per_step)
+        nfe = (len(grid) - 1) * self.evaluations_per_step
+        return self._finish(sde, score_fn, x, nfe, t_end=grid[-1])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,16 +172,36 @@ class DDIM(GridSampler):
 
     ``eta=0`` is deterministic (a first-order solver of the probability-flow ODE in the
     ``(x/alpha, sigma/alpha)`` variables); ``eta=1`` samples the same posterior as
-    :class:`Ancestral`.
+    :class:`Ancestral`. ``grid=None`` steps on the process's own grid (for DDPM and NCSN a
+    subsequence of their levels); a grid name (:mod:`zoo.grids`, with ``end`` and ``rho``)
+    steps between the times of that grid instead, as the other fast samplers do.
     """
 
     steps: int | None = None
     eta: float = 0.0
+    grid: str | None = None
+    end: str = "t_min"
+    rho: float = 7.0
     denoise: bool = True
+    convergence_order = 1
 
     def __post_init__(self):
-        if not 0.0 <= self.eta <= 1.0:
-            raise ValueError(f"eta must lie in [0, 1], got {self.eta}")
+        if self.steps is not None:
+            _checks.check_integer(self.steps, "steps", minimum=2)
+        if isinstance(self.eta, bool) or not (
+            isinstance(self.eta, (int, float)) and 0.0 <= self.eta <= 1.0
+        ):
+            raise ValueError(f"eta must lie in [0, 1], got {self.eta!r}")
+        if self.grid is not None:
+            TimeGrid(self.grid, self.end, self.rho)  # checks the options
+            if self.steps is None:
+                raise ValueError(f"DDIM(grid={self.grid!r}) needs steps, an integer >= 2")
+
+    def times(self, sde):
+        if self.grid is None:
+            return sde.grid(self.steps)
+        with jax.ensure_compile_time_eval():
+            return TimeGrid(self.grid, self.end, self.rho).times(sde, self.steps)
 
     def step(self, sde, score_fn, key, x, t, s):
         eps = sde.eps_from_score(score_fn(x, t), t)
@@ -248,6 +272,9 @@ class PredictorCorrector(GridSampler):
     def evaluations_per_step(self):
         return self.predictor.evaluations_per_step + self.corrector_steps
 
+    def times(self, sde):
+        return self.predictor.times(sde)
+
     def step(self, sde, score_fn, key, x, t, s):
         predictor_key, *corrector_keys = jax.random.split(key, 1 + self.corrector_steps)
         x = self.predictor.step(sde, score_fn, predictor_key, x, t, s)
@@ -308,95 +335,7 @@ class AnnealedLangevin(Sampler):
         return self._finish(sde, score_fn, x, len(grid) * self.steps_per_level)
 
 
-# --- fast deterministic samplers on the log-SNR scale -----------------------------------------
-
-
-def _check_steps(steps) -> None:
-    _checks.check_integer(steps, "steps", minimum=2)  # grid times, T and t_min included
-
-
-def log_snr_grid(sde: SDE, steps: int) -> jax.Array:
-    r"""``steps`` times from ``T`` down to ``t_min``, uniform in :math:`\lambda_t =
-    \log(\alpha_t/\sigma_t)` (DPM-Solver's grid; Lu et al. 2022)."""
-    _check_steps(steps)
-    ends = jnp.asarray([sde.T, sde.t_min], jnp.float32)
-    lam = jnp.linspace(*sde.log_snr(ends), steps)
-    return _pin_ends(sde, sde.time_at_log_snr(lam))
-
-
-def karras_grid(sde: SDE, steps: int, rho: float = 7.0) -> jax.Array:
-    r"""``steps`` times from ``T`` down to ``t_min`` whose scaled noise
-    :math:`\tilde\sigma = \sigma_t/\alpha_t = e^{-\lambda_t}` follows Karras et al. (2022, eq. 5):
-
-    .. math:: \tilde\sigma_i = \Big(\tilde\sigma_{max}^{1/\rho} + \tfrac{i}{N-1}
-        \big(\tilde\sigma_{min}^{1/\rho} - \tilde\sigma_{max}^{1/\rho}\big)\Big)^\rho,
-
-    dense at low noise for :math:`\rho > 1` (:math:`\rho = 1` is uniform in
-    :math:`\tilde\sigma`, :math:`\rho \to \infty` uniform in :math:`\lambda`)."""
-    _check_steps(steps)
-    ends = jnp.asarray([sde.T, sde.t_min], jnp.float32)
-    root_max, root_min = jnp.exp(-sde.log_snr(ends) / rho)
-    sigma = (root_max + jnp.linspace(0.0, 1.0, steps) * (root_min - root_max)) ** rho
-    return _pin_ends(sde, sde.time_at_log_snr(-jnp.log(sigma)))
-
-
-def _pin_ends(sde, times):
-    # The inversion is exact to float32 bisection; the ends are known, so state them exactly.
-    return times.at[0].set(sde.T).at[-1].set(sde.t_min)
-
-
-@dataclasses.dataclass(frozen=True)
-class DPMSolverPP(Sampler):
-    r"""DPM-Solver++(2M) (Lu et al. 2022, arXiv 2211.01095, algorithm 2): the multistep
-    second-order solver of the probability-flow ODE in the data prediction
-    :math:`\hat x_0` and the time variable :math:`\lambda`. From :math:`t` to :math:`s < t`,
-    with :math:`h = \lambda_s - \lambda_t`,
-
-    .. math::
-        x_s = \frac{\sigma_s}{\sigma_t} x_t + \alpha_s (1 - e^{-h})\, D, \qquad
-        D = \Big(1 + \frac{1}{2r}\Big)\hat x_0(x_t, t) - \frac{1}{2r}\hat x_0(x_{t'}, t'),
-        \quad r = \frac{h'}{h},
-
-    :math:`t'` the previous time and :math:`h'` the previous step; the first step uses
-    :math:`D = \hat x_0(x_t, t)` (``order=1`` everywhere is DDIM on this grid). One score
-    evaluation per step: ``steps`` grid times (:func:`log_snr_grid`, or :func:`karras_grid`
-    with ``grid="karras"``) cost ``steps - 1`` evaluations, plus one for the final denoising.
-    """
-
-    steps: int = 20
-    order: int = 2
-    grid: str = "log_snr"
-    denoise: bool = True
-
-    def __post_init__(self):
-        _check_steps(self.steps)
-        if self.order not in (1, 2):
-            raise ValueError(f"order must be 1 or 2, got {self.order!r}")
-        if self.grid not in ("log_snr", "karras"):
-            raise ValueError(f"grid must be 'log_snr' or 'karras', got {self.grid!r}")
-
-    def sample(self, sde, score_fn, key, shape):
-        times = (log_snr_grid if self.grid == "log_snr" else karras_grid)(sde, self.steps)
-        x = sde.prior_sample(key, shape)
-
-        def body(carry, inputs):
-            x, x0_prev, h_prev = carry
-            first, t, s = inputs
-            h = sde.log_snr(s) - sde.log_snr(t)
-            x0 = denoise(sde, score_fn, x, t)
-            if self.order == 2:
-                r = h_prev / h
-                d = jnp.where(first, x0, (1 + 0.5 / r) * x0 - (0.5 / r) * x0_prev)
-            else:
-                d = x0
-            sigma_ratio = jnp.sqrt(sde.variance(s) / sde.variance(t))
-            x = sigma_ratio * x - jnp.exp(sde.log_alpha(s)) * jnp.expm1(-h) * d
-            return (x, x0, h), None
-
-        first = jnp.arange(self.steps - 1) == 0
-        init = (x, jnp.zeros_like(x), jnp.ones((), x.dtype))
-        (x, _, _), _ = jax.lax.scan(body, init, (first, times[:-1], times[1:]))
-        return self._finish(sde, score_fn, x, self.steps - 1)
+# --- EDM's Heun sampler --------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
@@ -406,25 +345,34 @@ class EDMHeun(Sampler):
     :math:`\tilde\sigma = \sigma_t/\alpha_t` the probability-flow ODE reads
     :math:`dy/d\tilde\sigma = (y - \hat x_0)/\tilde\sigma`; each step from
     :math:`\tilde\sigma_i` to :math:`\tilde\sigma_{i+1}` is an Euler step corrected by the
-    average of the two slopes (Heun), on the Karras grid (:func:`karras_grid`, ``rho``).
+    average of the two slopes (Heun), on the Karras grid (``rho``; or any grid of
+    :mod:`zoo.grids`).
 
-    ``steps`` grid times from ``T`` to ``t_min`` cost :math:`2(N-1)` score evaluations; the
-    final denoising step is the algorithm's last Euler step to :math:`\tilde\sigma = 0`
+    ``steps`` grid times cost :math:`2(N-1)` score evaluations; the final denoising step is
+    the algorithm's last Euler step to :math:`\tilde\sigma = 0`
     (:math:`y + (0 - \tilde\sigma)(y - \hat x_0)/\tilde\sigma = \hat x_0`), so the total is
     Karras's :math:`2N - 1`.
     """
 
     steps: int = 18
     rho: float = 7.0
+    grid: str = "karras"
+    end: str = "t_min"
     denoise: bool = True
+    convergence_order = 2
 
     def __post_init__(self):
-        _check_steps(self.steps)
-        if not self.rho > 0:
-            raise ValueError(f"rho must be > 0, got {self.rho!r}")
+        _checks.check_integer(self.steps, "steps", minimum=2)
+        TimeGrid(self.grid, self.end, self.rho)  # checks the options
+        if self.end == "zero" and not self.denoise:
+            raise ValueError("end='zero' ends with the denoising step: it needs denoise=True")
+
+    def times(self, sde: SDE) -> jax.Array:
+        with jax.ensure_compile_time_eval():
+            return TimeGrid(self.grid, self.end, self.rho).times(sde, self.steps)
 
     def sample(self, sde, score_fn, key, shape):
-        times = karras_grid(sde, self.steps, self.rho)
+        times = self.times(sde)
         x = sde.prior_sample(key, shape)
 
         def scaled(t):
@@ -442,8 +390,9 @@ class EDMHeun(Sampler):
 
         _, alpha_T = scaled(times[0])
         y, _ = jax.lax.scan(body, x / alpha_T, (times[:-1], times[1:]))
-        _, alpha_min = scaled(times[-1])
-        return self._finish(sde, score_fn, alpha_min * y, 2 * (self.steps - 1))
+        _, alpha_end = scaled(times[-1])
+        nfe = 2 * (self.steps - 1)
+        return self._finish(sde, score_fn, alpha_end * y, nfe, t_end=times[-1])
 
 
 # --- Diffrax samplers -------------------------------------------------------------------------

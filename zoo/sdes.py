@@ -61,6 +61,9 @@ class SDE(abc.ABC):
 
     T: float
     t_min: float
+    #: the time grid of the fast samplers when they are given none (:mod:`zoo.grids`): steps
+    #: uniform in the log-SNR for variance-exploding processes, whose log-SNR is linear in t
+    default_grid: str = "log_snr"
 
     # --- what a process defines -------------------------------------------------------------
 
@@ -244,6 +247,9 @@ class _BetaLinear(SDE):
     beta_max: float = 20.0
     T: float = 1.0
     t_min: float = 1e-3
+    # Steps uniform in sqrt(t) (DDIM's quadratic grid): on the exact score of Gaussian mixtures
+    # they reach the floor in fewer steps than log-SNR ones here (benchmarks/results/cpu-frontier).
+    default_grid = "quadratic"
 
     def __post_init__(self):
         _require(self.beta_min > 0, f"beta_min must be > 0, got {self.beta_min}")
@@ -390,6 +396,7 @@ class DDPMSchedule(_Levels):
 
     betas: tuple[float, ...]
     T: float = 1.0
+    default_grid = "quadratic"  # as for the VP SDE
 
     def __post_init__(self):
         b = np.asarray(self.betas, dtype=np.float64)

@@ -1,0 +1,318 @@
+r"""``python -m benchmarks.frontier``: the fast samplers on the exact score, where learning plays
+no part, at each NFE budget, every process and several data sets.
+
+Each cell drives one sampler (a name of :mod:`benchmarks.named_samplers`, options included) on
+one process with the exact score of one data set, from ``SEEDS`` keys, and judges its ``n``
+samples twice:
+
+- **sliced W2 / floor**: the sliced Wasserstein-2 distance to a fixed true sample of the same
+  size, over the mean of the same distance for ``FLOOR_REPEATS`` independent true samples
+  (1 is the floor; within its noise, about ±25% per sample at n = 4,000, a tie);
+- **spread** (Gaussian mixtures): every sample's offset from its nearest component in that
+  component's standard deviations (:func:`zoo.metrics.mode_metrics`), 1 for the data; a
+  sampler that over-smooths shows below 1, one that is too wide above 1. Sliced W2 cannot see
+  a narrow mode's spread off by a factor of 3.
+
+Data sets: the Gaussian mixtures (exact scores), and other toys through a Gaussian mixture
+fitted to them, a kernel density estimate of ``KDE_POINTS`` training points with bandwidth
+``KDE_BANDWIDTH`` (its diffused score is exact); they are judged against samples of that
+mixture, so the target is exact there too.
+
+Writes ``frontier.csv`` (one row per cell and seed), ``frontier.md`` (mean over seeds per
+sampler and NFE, one table per process and data set, the best cell per column in bold, and
+the NFE at which each process first reaches 1.5x the floor with spread within 0.9-1.1) and
+``frontier_<dataset>.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+import zoo
+from benchmarks import named_samplers
+from benchmarks.cli import plain
+from zoo import data as data_lib
+from zoo import metrics, presets
+
+__all__ = ["SAMPLERS", "fitted_mixture", "main", "parser", "run", "table"]
+
+NFE = (3, 5, 8, 10, 15, 20, 50)
+SEEDS = (0, 1, 2)
+FLOOR_REPEATS = 10
+REFERENCE_SEED, FLOOR_SEED, METRIC_SEED, KDE_SEED = 2001, 2002, 2003, 2004
+KDE_POINTS, KDE_BANDWIDTH = 2000, 0.05
+MIXTURES = ("nine_gaussians", "gaussians_25", "8gaussians")
+#: every sampler kind with its defaults, then the grids worth reporting beside them:
+#: ``[grid=time,end=zero]`` is the widely used schedulers' default schedule (time-uniform
+#: steps, the last step to zero noise, lower-order final steps), ``dpm[grid=log_snr,
+#: denoise=true]`` DPM-Solver's own grid with a final denoising step, and ``karras`` EDM's
+SAMPLERS = (
+    "ddim",
+    "dpm",
+    "dpm[order=3]",
+    "unipc",
+    "unipc[order=3]",
+    "ipndm",
+    "ipndm[order=4]",
+    "edm",
+    "dpm[grid=time,end=zero]",
+    "unipc[grid=time,end=zero]",
+    "dpm[grid=log_snr,denoise=true]",
+    "ipndm[grid=karras]",
+)
+PASS_RATIO, PASS_SPREAD = 1.5, (0.9, 1.1)
+
+
+def fitted_mixture(name: str) -> data_lib.GaussianMixture:
+    """A kernel density estimate of ``KDE_POINTS`` points of toy ``name``: equal weights,
+    isotropic bandwidth ``KDE_BANDWIDTH``."""
+    points = np.asarray(data_lib.get(name).sample(jax.random.PRNGKey(KDE_SEED), (KDE_POINTS,)))
+    scales = np.full_like(points, KDE_BANDWIDTH)
+    return data_lib.GaussianMixture(np.ones(len(points)), points, scales, name=f"{name} (KDE)")
+
+
+def _padded(toy: data_lib.GaussianMixture, components: int):
+    """The mixture's arrays padded to ``components`` with weight-0 components, so that mixtures
+    of different sizes share one compiled sampler."""
+    w, m, s = (np.asarray(v, np.float32) for v in (toy.weights, toy.means, toy.scales))
+    pad = components - len(w)
+    return (
+        np.concatenate([w, np.zeros(pad, np.float32)]),
+        np.concatenate([m, np.zeros((pad, 2), np.float32)]),
+        np.concatenate([s, np.ones((pad, 2), np.float32)]),
+    )
+
+
+def _sampler_fn(sampler, sde, n: int):
+    """``fn(keys, weights, means, scales) -> (samples [len(keys), n, 2], NFE [len(keys)])``,
+    jitted: the sampler driven by the exact score of the mixture given as arrays."""
+
+    def one(key, w, m, s):
+        toy = data_lib.GaussianMixture(w, m, s)
+        out = sampler.sample(sde, lambda x, t: toy.score(x, t, sde), key, (n, 2))
+        return out.x, out.nfe
+
+    return jax.jit(jax.vmap(one, in_axes=(0, None, None, None)))
+
+
+def _judge(toy, n: int):
+    """``fn(x) -> (sliced W2 / floor, spread)`` against ``toy``, and the floor itself."""
+    reference = toy.sample(jax.random.PRNGKey(REFERENCE_SEED), (n,))
+    key = jax.random.PRNGKey(METRIC_SEED)
+    floor_keys = jax.random.split(jax.random.PRNGKey(FLOOR_SEED), FLOOR_REPEATS)
+    floors = [float(metrics.sliced_w2(toy.sample(k, (n,)), reference, key)) for k in floor_keys]
+    floor = float(np.mean(floors))
+    has_modes = toy.name in MIXTURES
+
+    def judge(x):
+        distance = float(metrics.sliced_w2(x, reference, key, check_finite=False)) / floor
+        if not has_modes:
+            return distance, math.nan
+        modes = metrics.mode_metrics(x, toy.means, toy.scales, toy.weights, check_finite=False)
+        return distance, float(modes["spread"])
+
+    return judge, floor, float(np.std(floors))
+
+
+def run(processes, datasets, samplers, budgets, n: int, log=print) -> pd.DataFrame:
+    """One row per process, data set, sampler, NFE budget and seed: ``ratio`` (sliced W2 over
+    the floor), ``spread``, the ``nfe`` the sampler reports and the data set's ``floor``."""
+    toys = {d: data_lib.get(d) if d in MIXTURES else fitted_mixture(d) for d in datasets}
+    judges = {d: _judge(toy, n) for d, toy in toys.items()}
+    groups = {}  # mixtures of similar size share a compiled sampler
+    for d, toy in toys.items():
+        groups.setdefault(len(toy.weights) > 100, []).append(d)
+    keys = jnp.stack([jax.random.PRNGKey(s) for s in SEEDS])
+    rows = []
+    for process in processes:
+        sde = presets.FAMILY_TABLE[process].process
+        for name in samplers:
+            for budget in budgets:
+                (full,) = named_samplers.sweep((name,), (budget,))
+                sampler = named_samplers.resolve(full, sde, None)
+                started = time.perf_counter()
+                for members in groups.values():
+                    size = max(len(toys[d].weights) for d in members)
+                    fn = _sampler_fn(sampler, sde, n)
+                    for d in members:
+                        out, nfe = fn(keys, *_padded(toys[d], size))
+                        judge, floor, _ = judges[d]
+                        nfe = int(nfe[0])
+                        for seed, x in zip(SEEDS, np.asarray(out), strict=True):
+                            ratio, spread = judge(x)
+                            rows.append(
+                                {"process": process, "dataset": d, "sampler": name,
+                                 "budget": budget, "nfe": nfe, "seed": seed, "ratio": ratio,
+                                 "spread": spread, "floor": floor}
+                            )  # fmt: skip
+                log(f"{process} {full}: {time.perf_counter() - started:.1f} s")
+    return pd.DataFrame(rows)
+
+
+def _mean(frame: pd.DataFrame) -> pd.DataFrame:
+    keys = ["process", "dataset", "sampler", "budget"]
+    return frame.groupby(keys, sort=False)[["ratio", "spread", "nfe"]].mean().reset_index()
+
+
+def passes(ratio: float, spread: float) -> bool:
+    """At most ``PASS_RATIO`` times the floor, with the spread within ``PASS_SPREAD`` where
+    there is one."""
+    low, high = PASS_SPREAD
+    return ratio <= PASS_RATIO and (math.isnan(spread) or low <= spread <= high)
+
+
+def table(frame: pd.DataFrame) -> str:
+    """``frontier.md``'s tables: per process and data set, sliced W2 / floor and spread
+    (mean over seeds) per sampler and NFE budget; then the first budget at which each sampler
+    passes (:func:`passes`) on every data set, per process."""
+    means = _mean(frame)
+    lines = []
+    for (process, dataset), block in means.groupby(["process", "dataset"], sort=False):
+        lines += [f"### {process}, {dataset}", ""]
+        budgets = sorted(block.budget.unique())
+        lines.append("| sampler | " + " | ".join(f"{b} NFE" for b in budgets) + " |")
+        lines.append("|:--|" + "--:|" * len(budgets))
+        for sampler, rows in block.groupby("sampler", sort=False):
+            cells = []
+            for b in budgets:
+                row = rows[rows.budget == b].iloc[0]
+                text = f"{row.ratio:.2f}" + (
+                    "" if math.isnan(row.spread) else f" / {row.spread:.2f}"
+                )
+                cells.append(f"**{text}**" if passes(row.ratio, row.spread) else text)
+            lines.append(f"| {sampler} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["### First NFE budget that passes on every data set", ""]
+    processes = list(dict.fromkeys(means.process))
+    lines.append("| sampler | " + " | ".join(processes) + " |")
+    lines.append("|:--|" + "--:|" * len(processes))
+    for sampler, rows in means.groupby("sampler", sort=False):
+        cells = []
+        for process in processes:
+            block = rows[rows.process == process]
+            ok = block.assign(
+                ok=[passes(r, s) for r, s in zip(block.ratio, block.spread, strict=True)]
+            )
+            by_budget = ok.groupby("budget").ok.all()
+            passing = [b for b in sorted(by_budget.index) if by_budget[b]]
+            cells.append(str(passing[0]) if passing else "-")
+        lines.append(f"| {sampler} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def figure(path: Path, frame: pd.DataFrame, dataset: str) -> None:
+    """Sliced W2 / floor and spread against NFE for one data set: a column per process, a
+    line per sampler (mean over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    means = _mean(frame[frame.dataset == dataset])
+    processes = list(dict.fromkeys(means.process))
+    has_spread = means.spread.notna().any()
+    rows = 2 if has_spread else 1
+    fig, axes = plt.subplots(rows, len(processes), figsize=(3.2 * len(processes), 2.8 * rows),
+                             squeeze=False, sharex=True)  # fmt: skip
+    for j, process in enumerate(processes):
+        block = means[means.process == process]
+        for sampler, line in block.groupby("sampler", sort=False):
+            style = "--" if "[" in sampler else "-"
+            axes[0, j].plot(line.nfe, line.ratio, style, marker="o", markersize=3, label=sampler)
+            if has_spread:
+                axes[1, j].plot(line.nfe, line.spread, style, marker="o", markersize=3)
+        axes[0, j].axhline(1.0, color="gray", linewidth=1)
+        axes[0, j].axhline(PASS_RATIO, color="gray", linestyle=":", linewidth=1)
+        axes[0, j].set(xscale="log", yscale="log", title=process)
+        if has_spread:
+            for level in (1.0, *PASS_SPREAD):
+                axes[1, j].axhline(level, color="gray", linestyle="-" if level == 1 else ":")
+            axes[1, j].set(xscale="log", yscale="log", xlabel="NFE")
+    axes[0, 0].set_ylabel("sliced W2 / floor")
+    if has_spread:
+        axes[1, 0].set_ylabel("spread")
+    axes[0, -1].legend(fontsize=6, loc="upper right")
+    fig.suptitle(f"{dataset}: exact score", y=1.0)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.frontier", description=plain(__doc__.split("\n\n")[0])
+    )
+    p.add_argument("--out", type=Path, default=Path("results/frontier"), help="output folder")
+    p.add_argument("--processes", default=",".join(presets.FAMILIES),
+                   help="families whose toy process to use")  # fmt: skip
+    p.add_argument(
+        "--datasets", default="nine_gaussians,gaussians_25,8gaussians,moons",
+        help="Gaussian mixtures, or any other toy through its fitted mixture",
+    )  # fmt: skip
+    p.add_argument("--samplers", default=",".join(SAMPLERS), help="sampler kinds with options")
+    p.add_argument("--nfe", default=",".join(map(str, NFE)), help="NFE budgets")
+    p.add_argument("--samples", type=int, default=4000, help="samples per cell and seed")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    processes = args.processes.split(",")
+    for process in processes:
+        if process not in presets.FAMILIES:
+            parser().error(f"--processes: unknown {process!r}; choose from {presets.FAMILIES}")
+    datasets = args.datasets.split(",")
+    for dataset in datasets:
+        if dataset not in data_lib.NAMES:
+            parser().error(f"--datasets: unknown {dataset!r}; choose from {data_lib.NAMES}")
+    samplers = named_samplers.split(args.samplers)
+    try:
+        budgets = tuple(int(b) for b in args.nfe.split(","))
+        named_samplers.sweep(tuple(samplers), budgets)
+    except ValueError as e:
+        parser().error(f"--samplers/--nfe: {e}")
+    if args.samples < 100:
+        parser().error(f"--samples must be an integer >= 100, got {args.samples}")
+    started = time.time()
+    frame = run(processes, datasets, samplers, budgets, args.samples)
+    args.out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(args.out / "frontier.csv", index=False)
+    (args.out / "frontier.md").write_text(table(frame))
+    for dataset in datasets:
+        figure(args.out / f"frontier_{dataset}.png", frame, dataset)
+    given = sys.argv[1:] if argv is None else argv
+    summary = {
+        "command": " ".join(["python -m benchmarks.frontier", *given]),
+        "commit": _commit(),
+        "machine": {"backend": jax.default_backend(), "platform": platform.platform(),
+                    "devices": [str(d) for d in jax.devices()], "zoo": zoo.__version__},
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "wall_s": round(time.time() - started, 1),
+    }  # fmt: skip
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(table(frame))
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+if __name__ == "__main__":
+    main()
