@@ -73,16 +73,22 @@ CLASSES = {
     "ipndm": multistep.IPNDM,
     "edm": samplers.EDMHeun,
 }
-_SIMPLE = (bool, int, float, str)
-#: kind -> its options: the class's fields of a plain type, less the step count
-OPTIONS = {
-    kind: {
-        f.name: type(f.default)
-        for f in dataclasses.fields(cls)
-        if isinstance(f.default, _SIMPLE) and f.name not in ("steps", "levels")
-    }
-    for kind, cls in CLASSES.items()
-}
+_SIMPLE = {"bool": bool, "int": int, "float": float, "str": str}
+
+
+def _options(cls) -> dict[str, type]:
+    """The fields of ``cls`` whose type is a plain one (or that or None), less the step
+    count: option -> type."""
+    found = {}
+    for f in dataclasses.fields(cls):
+        base = str(f.type).removesuffix(" | None")
+        if base in _SIMPLE and f.name not in ("steps", "levels"):
+            found[f.name] = _SIMPLE[base]
+    return found
+
+
+#: kind -> its options
+OPTIONS = {kind: _options(cls) for kind, cls in CLASSES.items()}
 _NEEDS_COUNT = ("ode-heun", "dpm", "dpm-sde", "unipc", "ipndm", "edm")
 _TAKES_NO_COUNT = ("default",)
 #: kind -> the step count whose NFE is closest to a budget (without going over, for Heun's 2N-1)

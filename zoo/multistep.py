@@ -119,19 +119,23 @@ class _Multistep(Sampler):
     predicts = "x0"
 
     def _check(self) -> None:
-        _checks.check_integer(self.steps, "steps", minimum=2 if self.denoise else 1)
+        _checks.check_integer(self.steps, "steps", minimum=2 if self.denoises else 1)
         if self.grid is not None:
             TimeGrid(self.grid, self.end, self.rho)  # checks the options
         else:
-            _checks.check_positive(self.rho, "rho")
-        if self.end == "zero" and not self.denoise:
-            raise ValueError("end='zero' ends with the denoising step: it needs denoise=True")
+            TimeGrid("time", self.end, self.rho)
+
+    @property
+    def denoises(self) -> bool:
+        """Whether the last evaluation is a final denoising step: asked for, or the step into
+        zero noise of a grid that ends there (``end="zero"``)."""
+        return self.denoise or self.end == "zero"
 
     def times(self, sde: SDE) -> jax.Array:
         """The grid (``grid``, or the process's ``default_grid``): ``steps + 1`` times, or
         ``steps`` followed by the final denoising step."""
         grid = TimeGrid(sde.default_grid if self.grid is None else self.grid, self.end, self.rho)
-        return grid.times(sde, self.steps if self.denoise else self.steps + 1)
+        return grid.times(sde, self.steps if self.denoises else self.steps + 1)
 
     def table(self, s: Schedule) -> Table:
         """The coefficients of each step between the grid times of ``s``."""
@@ -175,9 +179,9 @@ class _Multistep(Sampler):
         # The trajectory holds the points as predicted: a UniC correction of the last point
         # seen here happens inside the next step.
         trajectory = jnp.concatenate([x_T[None], path]) if self.trajectory else None
-        if self.denoise:  # at the grid's last time, which is t_min only for end="t_min"
+        if self.denoises:  # at the grid's last time, which is t_min only for end="t_min"
             x = predict_x0(x, ts[-1])
-        nfe = jnp.asarray(steps + int(self.denoise), jnp.int32)
+        nfe = jnp.asarray(steps + int(self.denoises), jnp.int32)
         return Samples(x, nfe, trajectory, ts if self.trajectory else None)
 
 
@@ -228,7 +232,7 @@ class DPMSolverPP(_Multistep):
 
     def table(self, s):
         k = len(s.t) - 1
-        orders = step_orders(k, self.order, self.lower_order_final, self.denoise)
+        orders = step_orders(k, self.order, self.lower_order_final, self.denoises)
         a, c = np.zeros(k), np.zeros((k, HISTORY))
         for i in range(k):
             h = s.lam[i + 1] - s.lam[i]
@@ -291,7 +295,7 @@ class DPMSolverPPSDE(_Multistep):
 
     def table(self, s):
         k = len(s.t) - 1
-        orders = step_orders(k, self.order, self.lower_order_final, self.denoise)
+        orders = step_orders(k, self.order, self.lower_order_final, self.denoises)
         a, c, noise = np.zeros(k), np.zeros((k, HISTORY)), np.zeros(k)
         for i in range(k):
             h = s.lam[i + 1] - s.lam[i]
@@ -349,7 +353,7 @@ class UniPC(_Multistep):
 
     def table(self, s):
         k = len(s.t) - 1
-        orders = step_orders(k, self.order, self.lower_order_final, self.denoise)
+        orders = step_orders(k, self.order, self.lower_order_final, self.denoises)
         a, c = np.zeros(k), np.zeros((k, HISTORY))
         ca, cc, cn = np.zeros(k), np.zeros((k, HISTORY)), np.zeros(k)
         for i in range(k):
@@ -446,7 +450,7 @@ class IPNDM(_Multistep):
 
     def table(self, s):
         k = len(s.t) - 1
-        orders = step_orders(k, self.order, self.lower_order_final, self.denoise)
+        orders = step_orders(k, self.order, self.lower_order_final, self.denoises)
         scaled = s.sigma / s.alpha
         a, c = np.zeros(k), np.zeros((k, HISTORY))
         for i in range(k):
