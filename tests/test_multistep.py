@@ -101,21 +101,21 @@ def test_one_step_from_the_exact_history_has_local_error_of_order_p_plus_one(sam
 
 def test_ipndm_is_adams_bashforth_of_order_four_on_a_uniform_noise_grid():
     """iPNDM's constant coefficients are those of Adams-Bashforth in sigma/alpha: with the
-    exact history on a grid uniform in sigma/alpha its fourth-order step errs by O(h^5)."""
-    sampler = multistep.IPNDM(8)
-    sde, errors, spacings = VE, [], (0.4, 0.2, 0.1)
+    exact history on a grid uniform in sigma (VE, alpha = 1) its fourth-order step errs by
+    O(h^5). In float64 numpy: the flow line x(sigma) = mu + sqrt(s^2 + sigma^2) z and its
+    noise prediction sigma (x - mu) / (s^2 + sigma^2) are closed forms."""
+    sampler, sde, errors, spacings = multistep.IPNDM(8, order=4), VE, [], (0.1, 0.05, 0.025)
+    mu, s2, z = np.asarray(MU, np.float64), np.asarray(S, np.float64) ** 2, np.array([0.7, -1.3])
     for d in spacings:
         sigma = 2.0 + d * np.arange(5)[::-1]  # decreasing, uniform
-        s = multistep.schedule(sde, np.asarray(sde.time_at_log_snr(-jnp.log(sigma)), np.float64))
-        table, z = sampler.table(s), jnp.array([[0.7, -1.3]])
-        points = [exact_point(sde, z, t) for t in s.t]
-        eps = [
-            sde.eps_from_score(gaussian_score(sde)(p, t), t)
-            for p, t in zip(points, s.t, strict=True)
-        ]
+        times = (np.log(sigma) - np.log(sde.sigma_min)) / np.log(sde.sigma_max / sde.sigma_min)
+        schedule = multistep.Schedule(times, np.ones(5), sigma, -np.log(sigma))
+        table = sampler.table(schedule)
+        points = [mu + np.sqrt(s2 + v**2) * z for v in sigma]
+        eps = [v * (p - mu) / (s2 + v**2) for p, v in zip(points, sigma, strict=True)]
         x = table.a[3] * points[3] + sum(c * e for c, e in zip(table.c[3], eps[3::-1], strict=True))
-        errors.append(float(jnp.max(jnp.abs(x - points[4]))))
-    assert abs(slope(spacings, errors) - 5) < 0.5, errors
+        errors.append(float(np.max(np.abs(x - points[4]))))
+    assert abs(slope(spacings, errors) - 5) < 0.4, errors
 
 
 @pytest.mark.parametrize("name", ["vp", "ve", "ddpm", "ncsn"])
@@ -163,22 +163,25 @@ def test_nfe_is_steps_exactly(sampler):
     assert int(out.nfe) == len(calls) == 7
 
 
-def test_error_on_the_mixture_falls_with_nfe():
-    """With the exact score of nine Gaussians, sliced W2 to a large true sample falls with
-    the budget for each default fast sampler."""
-    toy = data.nine_gaussians()
-    sde = DDPM_1000
-    ref = toy.sample(jax.random.PRNGKey(1), (2000,))
+def test_error_on_the_mixture_falls_with_nfe_to_the_floor():
+    """With the exact score of nine Gaussians, each default fast sampler is far from the data
+    at 2 NFE, nearer at 4 and at the metric's noise floor by 16."""
+    toy, sde, n = data.nine_gaussians(), DDPM_1000, 2000
+    ref = toy.sample(jax.random.PRNGKey(1), (n,))
+    distance = lambda x: float(metrics.sliced_w2(x, ref, jax.random.PRNGKey(2)))
+    floor = distance(toy.sample(jax.random.PRNGKey(3), (n,)))
     for sampler_at in (multistep.DPMSolverPP, multistep.UniPC, multistep.IPNDM):
-        dist = []
-        for n in (4, 8, 24):
-            x = (
-                sampler_at(n)
-                .sample(sde, lambda x, t: toy.score(x, t, sde), jax.random.PRNGKey(0), (2000, 2))
-                .x
+        dist = [
+            distance(
+                sampler_at(steps).sample(sde, lambda x, t: toy.score(x, t, sde), key, (n, 2)).x
             )
-            dist.append(float(metrics.sliced_w2(x, ref, jax.random.PRNGKey(2))))
-        assert dist[0] > dist[1] > dist[2], (sampler_at.__name__, dist)
+            for steps, key in zip(
+                (2, 4, 16), jax.random.split(jax.random.PRNGKey(0), 3), strict=True
+            )
+        ]
+        assert dist[0] > 2 * floor and dist[0] > dist[1] and dist[2] < 1.5 * floor, (
+            sampler_at.__name__, dist, floor,
+        )  # fmt: skip
 
 
 def test_grids_are_uniform_in_their_variable_and_end_where_asked():
@@ -200,7 +203,9 @@ def test_grids_are_uniform_in_their_variable_and_end_where_asked():
 def test_bad_options_are_named_at_construction():
     cases = [
         (dict(steps=2.5), TypeError, "steps must be an integer"),
-        (dict(steps=1), ValueError, "steps must be an integer >= 2"),
+        (dict(steps=None), TypeError, "steps must be an integer"),
+        (dict(steps=0), ValueError, "steps must be an integer >= 1"),
+        (dict(steps=1, denoise=True), ValueError, "steps must be an integer >= 2"),
         (dict(grid="uniform"), ValueError, "grid must be one of time, log_snr, karras"),
         (dict(end="never"), ValueError, "end must be one of t_min, zero"),
         (dict(grid="log_snr", end="zero"), ValueError, "end='zero' is for the grids"),
