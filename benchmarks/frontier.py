@@ -112,13 +112,15 @@ def _judge(toy, n: int):
     floors = [float(metrics.sliced_w2(toy.sample(k, (n,)), reference, key)) for k in floor_keys]
     floor = float(np.mean(floors))
     has_modes = toy.name in MIXTURES
+    spread = jax.jit(
+        lambda x: metrics.mode_metrics(x, toy.means, toy.scales, toy.weights, check_finite=False)[
+            "spread"
+        ]
+    )
 
     def judge(x):
         distance = float(metrics.sliced_w2(x, reference, key, check_finite=False)) / floor
-        if not has_modes:
-            return distance, math.nan
-        modes = metrics.mode_metrics(x, toy.means, toy.scales, toy.weights, check_finite=False)
-        return distance, float(modes["spread"])
+        return distance, float(spread(x)) if has_modes else math.nan
 
     return judge, floor, float(np.std(floors))
 

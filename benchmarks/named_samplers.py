@@ -77,11 +77,11 @@ _SIMPLE = {"bool": bool, "int": int, "float": float, "str": str}
 
 
 def _options(cls) -> dict[str, type]:
-    """The fields of ``cls`` whose type is a plain one (or that or None), less the step
-    count: option -> type."""
+    """The fields of ``cls`` whose type is first a plain one (``str | tuple | None`` is a
+    string on the command line), less the step count: option -> type."""
     found = {}
     for f in dataclasses.fields(cls):
-        base = str(f.type).removesuffix(" | None")
+        base = str(f.type).split(" | ")[0]
         if base in _SIMPLE and f.name not in ("steps", "levels"):
             found[f.name] = _SIMPLE[base]
     return found

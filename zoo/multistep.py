@@ -110,7 +110,7 @@ class _Multistep(Sampler):
     """A sampler that applies a coefficient :class:`Table` on a :class:`TimeGrid`."""
 
     steps: int
-    grid: str | None
+    grid: str | tuple[float, ...] | None
     end: str
     rho: float
     denoise: bool
@@ -214,7 +214,7 @@ class DPMSolverPP(_Multistep):
 
     steps: int = 20
     order: int = 2
-    grid: str | None = None
+    grid: str | tuple[float, ...] | None = None
     end: str = "t_min"
     rho: float = 7.0
     lower_order_final: bool = True
@@ -277,7 +277,7 @@ class DPMSolverPPSDE(_Multistep):
     steps: int = 20
     order: int = 2
     eta: float = 1.0
-    grid: str | None = None
+    grid: str | tuple[float, ...] | None = None
     end: str = "t_min"
     rho: float = 7.0
     lower_order_final: bool = True
@@ -332,7 +332,7 @@ class UniPC(_Multistep):
     order: int = 2
     variant: str = "bh2"
     corrector: bool = True
-    grid: str | None = None
+    grid: str | tuple[float, ...] | None = None
     end: str = "t_min"
     rho: float = 7.0
     lower_order_final: bool = True
@@ -427,7 +427,7 @@ class IPNDM(_Multistep):
 
     steps: int = 10
     order: int = 3
-    grid: str | None = None
+    grid: str | tuple[float, ...] | None = None
     end: str = "t_min"
     rho: float = 7.0
     lower_order_final: bool = False
