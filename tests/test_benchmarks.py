@@ -16,7 +16,7 @@ import pytest
 
 from benchmarks import digits, evaluation, named_samplers, tables, training
 from benchmarks.__main__ import main
-from zoo import data, nets, presets
+from zoo import data, multistep, nets, presets, samplers
 
 # checkerboard: exact entropy and density (a fast noise floor), and no mode metrics.
 TINY = {
@@ -155,6 +155,19 @@ def test_equal_model_configs_built_apart_are_one_model():
     assert training.model_key(vp) != training.model_key(presets.toy("subvp").model)
 
 
+def test_a_sampler_name_carries_its_options_to_the_sampler():
+    names = named_samplers.split("dpm-10[order=3,grid=time],ddim-20[eta=1],default")
+    assert names == ["dpm-10[order=3,grid=time]", "ddim-20[eta=1]", "default"]
+    vp = presets.toy("vp").model.sde
+    dpm = named_samplers.resolve(names[0], vp, None)
+    assert (type(dpm), dpm.steps, dpm.order, dpm.grid) == (multistep.DPMSolverPP, 10, 3, "time")
+    ddim = named_samplers.resolve(names[1], presets.toy("ddpm").model.sde, None)
+    assert (type(ddim), ddim.steps, ddim.eta) == (samplers.DDIM, 20, 1.0)
+    unipc = named_samplers.resolve("unipc-8[corrector=false,variant=bh1]", vp, None)
+    assert (unipc.corrector, unipc.variant, unipc.convergence_order) == (False, "bh1", 2)
+    assert named_samplers.sweep(("unipc[order=3]",), (5,)) == ("unipc-5[order=3]",)
+
+
 def test_sweep_names_meet_their_budgets():
     assert named_samplers.sweep(("ddim", "edm"), (5, 20)) == (
         "ddim-5",
@@ -178,6 +191,13 @@ def test_sweep_names_meet_their_budgets():
         (["--nfe", "5,x"], "expected NFE budgets"),
         (["--nfe", "1"], "budgets >= 3"),
         (["--sweep", "ddim,ancestral"], "unknown sweep sampler 'ancestral'"),
+        (["--samplers", "unipc-10[order=9]"], "order must be 1, 2 or 3 for UniPC"),
+        (["--samplers", "dpm-10[grid=uniform]"], "grid must be one of"),
+        (["--samplers", "ddim-20[speed=2]"], "option one of eta, grid, end, rho, denoise"),
+        (["--samplers", "ddim-20[eta=x]"], "option eta of ddim is a float"),
+        (["--samplers", "dpm-10[order=2,order=3]"], "option order is given twice"),
+        (["--samplers", "ancestral[eta=1]"], "option one of denoise"),
+        (["--sweep", "unipc[variant=bh9]"], "variant must be 'bh1' or 'bh2'"),
         (["--profile", "huge"], "invalid choice"),
         (["--out", ""], "--out must name a folder"),
         (["--presets", "case_study", "--families", "vp"], "--presets case_study has families"),
