@@ -198,6 +198,8 @@ def test_grids_are_uniform_in_their_variable_and_end_where_asked():
     sigma = np.exp(-np.asarray(VP.log_snr(grids.TimeGrid("karras", rho=rho).times(VP, n))))
     roots = sigma ** (1 / rho)
     np.testing.assert_allclose(np.diff(roots), (roots[-1] - roots[0]) / (n - 1), rtol=1e-3)
+    with pytest.raises(ValueError, match="do not all lie above t_min = 0.001"):
+        grids.TimeGrid("quadratic", end="zero").times(DDPM_1000, 200)  # (2/200)^2 < t_min
 
 
 def test_bad_options_are_named_at_construction():

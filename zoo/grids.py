@@ -12,10 +12,11 @@ last time :math:`t_{end}`:
 Where it ends (``end``):
 
 - ``"t_min"``: :math:`t_{end}` is the process's ``t_min``;
-- ``"zero"``: the grid is built with one more point, at zero noise (:math:`u(0)`: ``t = 0``,
-  :math:`\tilde\sigma = 0`), and that point dropped: the sampler's last step into zero noise
-  is its final denoising step :math:`\hat x_0`. ``"log_snr"`` has no zero-noise point
-  (:math:`\lambda = \infty`) and refuses it.
+- ``"zero"`` (``"time"`` and ``"quadratic"``): the grid is built with one more point, at
+  ``t = 0``, and that point dropped; the sampler's last step, to ``t = 0``, is its final
+  denoising step :math:`\hat x_0` (zero noise for DDPM, VP and sub-VP; for NCSN and VE,
+  whose noise at ``t = 0`` is their smallest, it is the step the widely used schedulers
+  take there).
 
 Each is a frozen :class:`TimeGrid`; ``TimeGrid(...).times(sde, n)`` gives the ``n`` times.
 A sampler also takes the times themselves (a tuple, decreasing from ``T``), such as those
@@ -94,7 +95,14 @@ class TimeGrid:
         times = times.at[0].set(sde.T)
         if self.end == "t_min":
             times = times.at[-1].set(sde.t_min)
-        return jnp.maximum(times, sde.t_min)
+        times = jnp.maximum(times, sde.t_min)
+        if _checks.is_concrete(times) and not np.all(np.diff(np.asarray(times)) < 0):
+            raise ValueError(
+                f"{n} times of the {self.spacing} grid ending at {self.end} do not all lie "
+                f"above t_min = {sde.t_min:g} of {type(sde).__name__}: take fewer steps or "
+                "end='t_min'"
+            )
+        return times
 
     def _given(self, sde: SDE, n: int) -> jax.Array:
         times = np.asarray(self.spacing, np.float64)
