@@ -267,3 +267,13 @@ def test_a_fitted_grid_beats_the_default_on_fresh_draws():
         x = multistep.DPMSolverPP(4, order=1, grid=grid).sample(sde, score, key, (500, 2)).x
         errors.append(float(jnp.sqrt(jnp.mean(jnp.sum((x - exact) ** 2, -1)))))
     assert errors[1] < 0.9 * errors[0], errors
+
+
+def test_the_trajectory_holds_every_grid_point_and_ends_at_the_sample():
+    sampler = multistep.UniPC(5, trajectory=True)
+    out = sampler.sample(VP, gaussian_score(VP), jax.random.PRNGKey(0), (3, 2))
+    assert out.trajectory.shape == (6, 3, 2)
+    np.testing.assert_allclose(out.times, sampler.times(VP))
+    prior = VP.prior_sample(jax.random.split(jax.random.PRNGKey(0))[0], (3, 2))
+    np.testing.assert_allclose(out.trajectory[0], prior)
+    np.testing.assert_allclose(out.trajectory[-1], out.x)
