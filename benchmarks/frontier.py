@@ -18,6 +18,10 @@ fitted to them, a kernel density estimate of ``KDE_POINTS`` training points with
 ``KDE_BANDWIDTH`` (its diffused score is exact); they are judged against samples of that
 mixture, so the target is exact there too.
 
+A sampler name ending in ``+gits`` (``ipndm+gits``) runs on the grid that GITS
+(:func:`zoo.grids.optimised_grid`) fits to nine Gaussians' exact score for each process and
+budget: judge it on the other data sets.
+
 Writes ``frontier.csv`` (one row per cell and seed), ``frontier.md`` (mean over seeds per
 sampler and NFE, one table per process and data set, the best cell per column in bold, and
 the NFE at which each process first reaches 1.5x the floor with spread within 0.9-1.1) and
@@ -27,6 +31,7 @@ the NFE at which each process first reaches 1.5x the floor with spread within 0.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import platform
@@ -44,7 +49,7 @@ import zoo
 from benchmarks import named_samplers
 from benchmarks.cli import plain
 from zoo import data as data_lib
-from zoo import metrics, presets
+from zoo import grids, metrics, presets
 
 __all__ = ["SAMPLERS", "fitted_mixture", "main", "parser", "run", "table"]
 
@@ -70,6 +75,8 @@ SAMPLERS = (
     "dpm[grid=log_snr,denoise=true]",
 )
 PASS_RATIO, PASS_SPREAD = 1.5, (0.9, 1.1)
+#: a sampler name with this suffix runs on a grid fitted (GITS) to GITS_DATA's exact score
+GITS_SUFFIX, GITS_DATA, GITS_SEED = "+gits", "nine_gaussians", 2005
 
 
 def fitted_mixture(name: str) -> data_lib.GaussianMixture:
@@ -139,9 +146,8 @@ def run(processes, datasets, samplers, budgets, n: int, log=print) -> pd.DataFra
         sde = presets.FAMILY_TABLE[process].process
         for name in samplers:
             for budget in budgets:
-                (full,) = named_samplers.sweep((name,), (budget,))
-                sampler = named_samplers.resolve(full, sde, None)
                 started = time.perf_counter()
+                full, sampler = _resolve(name, budget, sde)
                 for members in groups.values():
                     size = max(len(toys[d].weights) for d in members)
                     fn = _sampler_fn(sampler, sde, n)
@@ -158,6 +164,21 @@ def run(processes, datasets, samplers, budgets, n: int, log=print) -> pd.DataFra
                             )  # fmt: skip
                 log(f"{process} {full}: {time.perf_counter() - started:.1f} s")
     return pd.DataFrame(rows)
+
+
+def _resolve(name: str, budget: int, sde):
+    """The sampler ``name`` at about ``budget`` NFE on ``sde`` and its full name; a name ending
+    in ``+gits`` takes the grid :func:`zoo.grids.optimised_grid` fits to ``GITS_DATA``'s
+    exact score for that process and number of steps."""
+    base = name.removesuffix(GITS_SUFFIX)
+    (full,) = named_samplers.sweep((base,), (budget,))
+    sampler = named_samplers.resolve(full, sde, None)
+    if base == name:
+        return full, sampler
+    toy = data_lib.get(GITS_DATA)
+    score = lambda x, t: toy.score(x, t, sde)
+    times = grids.optimised_grid(sde, score, jax.random.PRNGKey(GITS_SEED), sampler.steps)
+    return full + GITS_SUFFIX, dataclasses.replace(sampler, grid=times)
 
 
 def _mean(frame: pd.DataFrame) -> pd.DataFrame:
@@ -279,7 +300,7 @@ def main(argv: list[str] | None = None) -> None:
     samplers = named_samplers.split(args.samplers)
     try:
         budgets = tuple(int(b) for b in args.nfe.split(","))
-        named_samplers.sweep(tuple(samplers), budgets)
+        named_samplers.sweep(tuple(s.removesuffix(GITS_SUFFIX) for s in samplers), budgets)
     except ValueError as e:
         parser().error(f"--samplers/--nfe: {e}")
     if args.samples < 100:
