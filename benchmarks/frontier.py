@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> None:
         parser().error(f"--samplers/--nfe: {e}")
     if args.samples < 100:
         parser().error(f"--samples must be an integer >= 100, got {args.samples}")
-    started = time.time()
+    started, commit = time.time(), _commit()
     frame = run(processes, datasets, samplers, budgets, args.samples)
     args.out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(args.out / "frontier.csv", index=False)
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> None:
     given = sys.argv[1:] if argv is None else argv
     summary = {
         "command": " ".join(["python -m benchmarks.frontier", *given]),
-        "commit": _commit(),
+        "commit": commit,
         "machine": {"backend": jax.default_backend(), "platform": platform.platform(),
                     "devices": [str(d) for d in jax.devices()], "zoo": zoo.__version__},
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),

@@ -127,10 +127,8 @@ class _Multistep(Sampler):
 
     def _check(self) -> None:
         _checks.check_integer(self.steps, "steps", minimum=2 if self.denoises else 1)
-        if self.grid is not None:
-            TimeGrid(self.grid, self.end, self.rho)  # checks the options
-        else:
-            TimeGrid("time", self.end, self.rho)
+        # TimeGrid checks the options; without a grid, end and rho as any spacing takes them.
+        TimeGrid("time" if self.grid is None else self.grid, self.end, self.rho)
 
     @property
     def denoises(self) -> bool:
@@ -166,6 +164,7 @@ class _Multistep(Sampler):
         f32 = jax.tree_util.tree_map(as32, table)
         ts = as32(s.t)
         corrected = table.corr_a is not None
+        stochastic = bool(np.any(table.noise))
 
         def body(carry, i):
             x, x_prev, history = carry
@@ -175,8 +174,10 @@ class _Multistep(Sampler):
                 fixed = f32.corr_a[i - 1] * x_prev + _combine(f32.corr_c[i - 1], history)
                 x = jnp.where(i > 0, fixed + f32.corr_new[i - 1] * q, x)
             history = jnp.concatenate([q[None], history[:-1]])
-            z = jax.random.normal(jax.random.fold_in(noise_key, i), x.shape, x.dtype)
-            x_next = f32.a[i] * x + _combine(f32.c[i], history) + f32.noise[i] * z
+            x_next = f32.a[i] * x + _combine(f32.c[i], history)
+            if stochastic:
+                z = jax.random.normal(jax.random.fold_in(noise_key, i), x.shape, x.dtype)
+                x_next = x_next + f32.noise[i] * z
             return (x_next, x, history), (x_next if self.trajectory else None)
 
         history = jnp.zeros((HISTORY, *shape), x.dtype)
