@@ -311,6 +311,20 @@ def test_mode_metrics_of_a_collapsed_model_match_the_closed_form():
     assert int(no_good["modes_covered"]) == 0 and float(no_good["reverse_kl"]) == np.inf
 
 
+def test_spread_is_the_rms_offset_in_each_modes_sds():
+    """Samples at c times each mode's sd from its centre have spread c: 1 for the mixture, so
+    a sampler that narrows (a posterior mean) or widens every mode reads as such. With
+    d = 2 the squared offset of a true sample is chi2_2, of mean 2 and variance 4."""
+    rng, n, far = np.random.default_rng(8), 20_000, 5 * GRID  # modes 40 sd apart
+    component, z = rng.choice(9, size=n, p=WEIGHTS), rng.normal(size=(n, 2))
+    for c in (0.5, 1.0, 2.0):
+        out = metrics.mode_metrics(far[component] + c * 0.25 * z, far, 0.25, WEIGHTS)
+        assert abs(float(out["spread"]) - c) < 4 * c * math.sqrt(4 / n) / (2 * 2), c
+    exact = np.array([[0.5, 0.0], [0.0, 2.0]])  # offsets of 2 and 2 sd: spread sqrt(4 / 2)
+    out = metrics.mode_metrics(exact, np.zeros((1, 2)), np.array([[0.25, 1.0]]), np.ones(1))
+    np.testing.assert_allclose(out["spread"], math.sqrt(2.0), rtol=1e-6)
+
+
 def test_mode_metrics_use_the_diagonal_mahalanobis_distance():
     means, scales = np.zeros((1, 2)), np.array([[0.2, 1.0]])
     x = np.array([[0.5, 0.0], [0.0, 2.5], [0.7, 0.0], [0.0, 3.2]])  # 2.5, 2.5, 3.5, 3.2 sd
