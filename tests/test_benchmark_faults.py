@@ -74,6 +74,21 @@ def test_damaged_cache_pieces_are_named_and_recomputed(finished, tmp_path, capsy
     pd.testing.assert_frame_equal(_results(out), _results(finished))
 
 
+def test_a_damaged_trained_run_is_named_and_trained_again(finished, tmp_path, capsys):
+    out = _copy(finished, tmp_path)
+    run = next((out / "cache" / "runs").rglob("*.npz"))
+    run.write_bytes(run.read_bytes()[:100])  # cut short; every cell of the run is cached
+    assert _run(out) == 0
+    err = capsys.readouterr().err
+    assert err.count("is damaged") == 1 and run.name in err, err
+    assert cache.read_run(run.with_suffix(".json"))  # in place again, whole
+    pd.testing.assert_frame_equal(_results(out), _results(finished))
+    for name in ("losses.csv", "noise_floor.csv"):  # same rows and columns, in any order
+        again, first = pd.read_csv(out / name), pd.read_csv(finished / name)
+        pd.testing.assert_frame_equal(again, first, check_like=True)
+    assert json.loads((out / "summary.json").read_text())["runs_trained"] == 1
+
+
 def test_pieces_of_other_code_or_other_groups_are_never_shared(monkeypatch):
     settings = {"steps": 100}
     key = cache.digest(settings)
