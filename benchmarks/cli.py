@@ -14,6 +14,7 @@ from benchmarks import config_file, digits, named_samplers, networks, plan, poin
 from benchmarks.profiles import PROFILES, PURPOSES, Config
 from zoo import data
 from zoo.presets import CASE_STUDY_FAMILIES, FAMILIES, LIKELIHOOD_WEIGHTED
+from zoo.train import MAX_SEED
 
 __all__ = ["UsageError", "parse", "parser", "plain"]
 
@@ -86,6 +87,11 @@ def _seeds(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected seeds like 0,1,2, got {text!r}") from None
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise argparse.ArgumentTypeError(f"expected distinct seeds >= 0 like 0,1,2, got {text!r}")
+    if max(seeds) > MAX_SEED:  # a PRNG key keeps 32 bits: 2**32 + s would rerun seed s
+        raise argparse.ArgumentTypeError(
+            f"expected seeds <= 2**32 - 1 = {MAX_SEED} (a PRNG key holds 32 bits of a seed), "
+            f"got {max(seeds)}"
+        )
     return seeds
 
 

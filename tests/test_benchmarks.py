@@ -175,6 +175,7 @@ def test_sweep_names_meet_their_budgets():
         (["--samplers", "ode-heun"], "needs a step count"),
         (["--steps", "0"], "expected an integer >= 1"),
         (["--seeds", "0,0"], "distinct seeds"),
+        (["--seeds", f"0,{2**32}"], f"seeds <= 2**32 - 1 = {2**32 - 1}"),  # 2**32 would rerun 0
         (["--nfe", "5,x"], "expected NFE budgets"),
         (["--nfe", "1"], "budgets >= 3"),
         (["--sweep", "ddim,ancestral"], "unknown sweep sampler 'ancestral'"),

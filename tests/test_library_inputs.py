@@ -1,6 +1,7 @@
 """Bad inputs raise an error naming the argument and what it accepts: never a silent
 truncation, an inf/NaN result, or a failure deep inside JAX."""
 
+import dataclasses
 import functools
 
 import equinox as eqx
@@ -34,6 +35,9 @@ def _gaussian_score(x, t):
         (dict(seeds=[0, 0]), ValueError, r"seeds must be distinct .* \[0\] repeated"),
         (dict(seeds=0), TypeError, r"seeds must be a sequence of integers, e.g. \[0, 1, 2\]"),
         (dict(seeds=[0.5]), TypeError, "seeds must be an integer, got 0.5"),
+        # PRNGKey keeps a seed's low 32 bits: these would rerun seeds 0 and 2**32 - 1
+        (dict(seeds=[0, 2**32]), ValueError, r"seeds must be an integer in \[0, 2\*\*32 - 1\]"),
+        (dict(seeds=[-1]), ValueError, r"seeds must be an integer in \[0, 2\*\*32 - 1\]"),
         (dict(log_every=0), ValueError, "log_every must be an integer >= 1, got 0"),
         (dict(batch_size=2.5), TypeError, "batch_size must be an integer >= 1, got 2.5"),
         (dict(optimizer=optax.adamw), TypeError, "optimizer must be an optax.GradientTrans"),
@@ -43,6 +47,12 @@ def test_fit_refuses_bad_arguments(kwargs, error, match):
     kwargs = {"steps": 2, **kwargs}
     with pytest.raises(error, match=match):
         train.fit(MODEL, X, **kwargs)
+
+
+def test_train_set_refuses_a_seed_that_repeats_another():
+    toy = dataclasses.replace(data.nine_gaussians(), train_seed=2**32 + 12345)
+    with pytest.raises(ValueError, match=r"train_seed must be an integer in \[0, 2\*\*32 - 1\]"):
+        toy.train_set(10)
 
 
 @functools.cache

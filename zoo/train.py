@@ -41,10 +41,11 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from zoo._checks import check_integer
+from zoo._checks import MAX_SEED, check_integer, check_seed
 from zoo.models import Model, transform
 
 __all__ = [
+    "MAX_SEED",
     "TrainState",
     "SavedOptState",
     "DivergenceWarning",
@@ -172,7 +173,7 @@ def _run_sharding(num_runs: int):
 def _as_seeds(seeds) -> list[int]:
     if isinstance(seeds, (str, bytes, numbers.Number)) or not hasattr(seeds, "__iter__"):
         raise TypeError(f"seeds must be a sequence of integers, e.g. [0, 1, 2], got {seeds!r}")
-    seeds = [check_integer(s, "seeds", minimum=None) for s in seeds]
+    seeds = [check_seed(s, "seeds") for s in seeds]
     if not seeds:
         raise ValueError("seeds must name at least one seed")
     repeated = sorted({s for s in seeds if seeds.count(s) > 1})
