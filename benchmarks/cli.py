@@ -16,7 +16,7 @@ from zoo import data
 from zoo.presets import CASE_STUDY_FAMILIES, FAMILIES, LIKELIHOOD_WEIGHTED
 from zoo.train import MAX_SEED
 
-__all__ = ["UsageError", "parse", "parser", "plain"]
+__all__ = ["UsageError", "at_least", "parse", "parser", "plain", "tolerance"]
 
 CASE_STUDY_DATASETS = ("nine_gaussians",)
 PRESETS = ("toy", "case_study")
@@ -67,7 +67,7 @@ def _samplers(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _at_least(minimum: int):
+def at_least(minimum: int):
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -141,6 +141,14 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def tolerance(text: str) -> float:
+    """An ODE solver's rtol = atol: a number in (0, 1); 1 or more would accept any error."""
+    value = _positive_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"expected a tolerance in (0, 1) like 1e-3, got {text!r}")
+    return value
+
+
 def _data_file(text: str) -> str:
     """The absolute path of a readable points file (so a rerun from elsewhere finds it)."""
     try:
@@ -159,7 +167,7 @@ def _net_spec(text: str) -> str:
 
 
 def _channels(text: str) -> int:
-    value = _at_least(8)(text)
+    value = at_least(8)(text)
     if value % 8:
         raise argparse.ArgumentTypeError(
             f"expected a multiple of 8 (GroupNorm groups), got {value}"
@@ -196,7 +204,7 @@ VALUED = {
         "no likelihood columns",
     ),
     "--seeds": (_seeds, "LIST", None, "comma-separated training seeds, e.g. 0,1,2"),
-    "--steps": (_at_least(1), "N", None, "training steps of every run"),
+    "--steps": (at_least(1), "N", None, "training steps of every run"),
     "--samplers": (
         _samplers,
         "LIST",
@@ -216,25 +224,25 @@ VALUED = {
         "NFE budgets of the sweep, e.g. 5,10,20 (an empty sweep: --nfe none)",
     ),
     "--samples": (
-        _at_least(10),
+        at_least(10),
         "N",
         "num_samples",
         "samples per cell, and size of the true reference sample they are compared with",
     ),
     "--nll-points": (
-        _at_least(2),
+        at_least(2),
         "N",
         "num_nll",
         "held-out points for the likelihood of each trained run (2-D toys)",
     ),
     "--nll-images": (
-        _at_least(0),
+        at_least(0),
         "N",
         "nll_images",
         "held-out images whose bits/dim each trained run is scored on (images; 0: none)",
     ),
     "--nll-tol": (
-        _positive_float,
+        tolerance,
         "TOL",
         "nll_tol",
         "rtol = atol of the likelihood's ODE solve",
@@ -255,7 +263,7 @@ VALUED = {
         "first on sys.path)",
     ),
     "--width": (
-        _at_least(1),
+        at_least(1),
         "N",
         None,
         "the ScoreNet's width on vector data (2-D toys, --data); default: the preset's (256)",
@@ -267,7 +275,7 @@ VALUED = {
         "learning rate of every run; default: each family's preset value",
     ),
     "--batch-size": (
-        _at_least(1),
+        at_least(1),
         "N",
         None,
         "batch size of every run; default: each family's preset value",

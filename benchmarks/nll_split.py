@@ -38,7 +38,7 @@ import pandas as pd
 
 import zoo
 from benchmarks import cache, evaluation, oracle
-from benchmarks.cli import plain
+from benchmarks.cli import at_least, plain, tolerance
 from zoo import data as data_lib
 from zoo import presets
 
@@ -161,8 +161,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--families", required=True, help="comma-separated, e.g. vp,vp-lw,ve")
     p.add_argument("--datasets", default="nine_gaussians,gaussians_25")
     p.add_argument("--cuts", default=",".join(map(str, CUTS)), help="band edges of sigma/alpha")
-    p.add_argument("--nll-points", type=int, default=1000, help="held-out points (1000)")
-    p.add_argument("--nll-tol", type=float, default=1e-3, help="ODE rtol = atol (0.001)")
+    p.add_argument("--nll-points", type=at_least(2), default=1000, help="held-out points (1000)")
+    p.add_argument("--nll-tol", type=tolerance, default=1e-3, help="ODE rtol = atol (0.001)")
     return p
 
 

@@ -137,6 +137,19 @@ def test_the_nll_split_names_a_bad_argument(finished, bad, named, capsys):
     assert stop.value.code == 2 and named in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "bad, named",
+    [(["--nll-tol=-1"], "--nll-tol"), (["--nll-tol=1"], "--nll-tol"),
+     (["--nll-points=0"], "--nll-points"), (["--nll-points=1.5"], "--nll-points")],
+)  # fmt: skip
+def test_the_nll_split_refuses_settings_that_give_a_wrong_table(tmp_path, bad, named, capsys):
+    (tmp_path / "cache" / "runs").mkdir(parents=True)  # a folder it reads, holding no runs
+    with pytest.raises(SystemExit) as stop:
+        nll_split.main([str(tmp_path), "--families=vp", *bad])
+    last = capsys.readouterr().err.splitlines()[-1]  # the usage above names every flag
+    assert stop.value.code == 2 and f"argument {named}: expected" in last, last
+
+
 class _WrongAboveOne:
     """The exact score of nine Gaussians under VP, 20% too large where sigma/alpha >= 1."""
 

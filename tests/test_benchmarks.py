@@ -176,6 +176,7 @@ def test_sweep_names_meet_their_budgets():
         (["--steps", "0"], "expected an integer >= 1"),
         (["--seeds", "0,0"], "distinct seeds"),
         (["--seeds", f"0,{2**32}"], f"seeds <= 2**32 - 1 = {2**32 - 1}"),  # 2**32 would rerun 0
+        (["--nll-tol", "2"], "expected a tolerance in (0, 1)"),
         (["--nfe", "5,x"], "expected NFE budgets"),
         (["--nfe", "1"], "budgets >= 3"),
         (["--sweep", "ddim,ancestral"], "unknown sweep sampler 'ancestral'"),
