@@ -402,6 +402,13 @@ def _with_data(overrides: dict) -> dict:
             f"--data: the file's stem {stem!r} names a built-in dataset; expected another "
             "name (rename the file)"
         )
+    if stem is not None and ("," in stem or stem != stem.strip()):
+        # the stem is a dataset name: --datasets and config.toml's rerun split names at
+        # commas and strip them, so this name could not be given back
+        raise UsageError(
+            f"--data: the file's stem {stem!r} names the dataset, and dataset names are "
+            "comma-separated; expected a stem without commas or outer spaces (rename the file)"
+        )
     if stem is not None:
         named = overrides.get("datasets")
         overrides["datasets"] = (stem,) if named is None else tuple(dict.fromkeys((*named, stem)))

@@ -186,6 +186,8 @@ def _one_line_error(argv, capsys) -> str:
         ("few.npy", np.zeros((50, 2)), f"at least {points.MIN_POINTS} points, got 50"),
         ("words.csv", "x,y\n1,a\n", "cannot read N x d numbers"),
         ("moons.npy", np.zeros((200, 2)), "stem 'moons' names a built-in dataset"),
+        # a dataset name with a comma: config.toml's rerun would read two datasets
+        ("my,data.npy", np.zeros((200, 2)), "expected a stem without commas"),
     ],
 )
 def test_a_bad_data_file_is_one_line_naming_data(name, content, message, tmp_path, capsys):
@@ -196,6 +198,13 @@ def test_a_bad_data_file_is_one_line_naming_data(name, content, message, tmp_pat
         np.save(path, content)
     err = _one_line_error([f"--data={path}"], capsys)
     assert "--data" in err and message in err
+
+
+def test_config_toml_of_user_points_runs_again(tmp_path):
+    data = _points(tmp_path / "my data.npy")
+    config = cli.parse([f"--data={data}", "--families=vp", "--seeds=0"])
+    path = config_file.write(config, tmp_path)
+    assert cli.parse([f"--config={path}"]) == dataclasses.replace(config, out=str(tmp_path))
 
 
 def test_a_csv_with_a_header_reads_as_points(tmp_path):
