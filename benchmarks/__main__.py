@@ -10,8 +10,10 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 
+import zoo
 from benchmarks import cache, cli, config_file
 
 __all__ = ["main"]
@@ -68,8 +70,29 @@ def _stop_at_once_on_interrupt(out: Path):
     return restore
 
 
-def _fail(message: str) -> None:
+def _user_frames(error: BaseException) -> str:
+    """The traceback of ``error`` (a user's exception: their ``--net`` module failing) with
+    only the frames of the user's own files, which are what they can fix; the frames of the
+    zoo, of Python's import machinery and of installed packages are left out."""
+    ours = (Path(__file__).parent, Path(zoo.__file__).parent)
+    frames = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if not frame.filename.startswith("<")
+        and "site-packages" not in Path(frame.filename).parts
+        and not any(Path(frame.filename).is_relative_to(folder) for folder in ours)
+        and not Path(frame.filename).is_relative_to(Path(os.__file__).parent)
+    ]
+    lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
+    return "".join(lines + traceback.format_exception_only(error))
+
+
+def _fail(message: str, cause: BaseException | None = None) -> None:
+    """Print ``message`` as one line and exit with code 2; a user's exception that caused
+    it follows, with the frames of the user's files."""
     print(f"zoo-bench: error: {message}", file=sys.stderr)
+    if cause is not None:
+        print(f"\ncaused by your code:\n{_user_frames(cause)}", end="", file=sys.stderr)
     raise SystemExit(USAGE_ERROR)
 
 
@@ -87,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = cli.parse(argv)
     except cli.UsageError as e:
-        _fail(str(e))
+        _fail(str(e), e.__cause__)
     out = Path(config.out)
     try:
         cache.check_writable(out)

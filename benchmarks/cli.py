@@ -12,7 +12,7 @@ from pathlib import Path
 import zoo
 from benchmarks import config_file, digits, named_samplers, networks, plan, points, training
 from benchmarks.profiles import PROFILES, PURPOSES, Config
-from zoo import data
+from zoo import data, images
 from zoo.presets import CASE_STUDY_FAMILIES, FAMILIES, LIKELIHOOD_WEIGHTED
 from zoo.train import MAX_SEED
 
@@ -159,10 +159,11 @@ def _data_file(text: str) -> str:
 
 
 def _net_spec(text: str) -> str:
-    try:
-        networks.load(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+    """``text`` if it has the form ``module:factory``; the network itself is checked once the
+    datasets are known (:func:`_check_net`)."""
+    module, colon, factory = text.partition(":")
+    if not (module and colon and factory):
+        raise argparse.ArgumentTypeError(f"expected package.module:factory, got {text!r}")
     return text
 
 
@@ -433,6 +434,25 @@ def _check_network(overrides: dict) -> None:
         )
 
 
+def _event_shape(dataset: str, config: Config) -> tuple[int, ...]:
+    if dataset in digits.DATASETS:
+        return images.Digits.event_shape
+    if config.data is not None and dataset == Path(config.data).stem:
+        return (points.read(config.data).shape[1],)
+    return data.Toy.event_shape
+
+
+def _check_net(config: Config) -> None:
+    """The ``--net`` factory imported and its contract checked on the shapes of the
+    datasets (:func:`benchmarks.networks.check`); :class:`UsageError` naming it, with the
+    user's own exception, if any, as its ``__cause__``."""
+    shapes = [_event_shape(dataset, config) for dataset in config.datasets]
+    try:
+        networks.check(config.net, shapes)
+    except ValueError as e:
+        raise UsageError(f"--net: {e}") from e.__cause__
+
+
 def parse(argv: list[str] | None = None) -> Config:
     """The profile named in ``argv`` (or the settings of its ``--config`` file) with the flags
     given there applied."""
@@ -464,6 +484,8 @@ def parse(argv: list[str] | None = None) -> Config:
                 f"got {', '.join(overrides['datasets'])}"
             )
     config = dataclasses.replace(profile, **overrides)
+    if config.net is not None:
+        _check_net(config)
     if keep is None:
         return config
     try:
