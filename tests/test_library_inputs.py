@@ -66,6 +66,19 @@ def test_score_refuses_a_concrete_time_outside_the_process(t):
         MODEL.score(_params(), X[:4], t)
 
 
+def test_score_names_the_shapes_it_expects():
+    with pytest.raises(ValueError, match=r"x must have shape \[batch, 2\] .* got \(4, 3\)"):
+        MODEL.score(_params(), np.zeros((4, 3), np.float32), 0.5)
+    with pytest.raises(ValueError, match=r"t must be a scalar or one time per example"):
+        MODEL.score(_params(), X[:4], np.full(3, 0.5))
+
+
+def test_a_traced_time_outside_the_process_fails_when_run():
+    jitted = jax.jit(lambda t: MODEL.score(_params(), X[:4], t))
+    with pytest.raises(Exception, match=r"t must lie in \[t_min, T\] = \[0.001, 1\]"):
+        jax.block_until_ready(jitted(50.0))
+
+
 def test_score_still_takes_traced_times():
     traced = jax.jit(lambda t: MODEL.score(_params(), X[:4], t))(0.5)
     np.testing.assert_allclose(traced, MODEL.score(_params(), X[:4], 0.5), rtol=1e-5, atol=1e-6)

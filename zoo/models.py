@@ -259,8 +259,16 @@ class DiffusionModel(hk.Module):
         """:math:`s_\\theta(x, t) \\approx \\nabla_x \\log p_t(x)` for a batch ``x`` and a
         scalar or per-example ``t``; for a conditional model with ``labels``, the guided
         score :math:`(1 + w) s(x, t, c) - w s(x, t, \\varnothing)`, ``w = guidance``."""
+        x = jnp.asarray(x)
+        self._check_batch(x, "x")  # else the network's first layer fails, inside Haiku
+        t = jnp.asarray(t, jnp.float32)
+        if t.shape not in ((), x.shape[:1]):
+            raise ValueError(
+                f"t must be a scalar or one time per example, shape {x.shape[:1]}, got shape "
+                f"{t.shape}"
+            )
         params = self._params()
-        t = jnp.broadcast_to(jnp.asarray(t, jnp.float32), x.shape[:1])
+        t = jnp.broadcast_to(t, x.shape[:1])
         return self._score_fn(params, labels, guidance, x.shape[0])(x, t)
 
     def sample(
@@ -417,8 +425,20 @@ def transform(family: type[DiffusionModel], **config: Any) -> Model:
     def sample_jit(params, key, sample_shape, sampler, labels, guidance):
         return sample_apply(params, key, sample_shape, sampler, labels, guidance)
 
+    def time_inside(t):
+        """``t``, failing when run (``eqx.error_if``) if outside ``[t_min, T]``: the check of
+        ``sde.check_time`` for a ``t`` traced under a caller's ``jit``."""
+        tol = 1e-6 * max(1.0, sde.T)
+        bad = (t < sde.t_min - tol) | (t > sde.T + tol) | ~jnp.isfinite(t)
+        return eqx.error_if(
+            t,
+            jnp.any(bad),
+            f"t must lie in [t_min, T] = [{sde.t_min:g}, {sde.T:g}] for {type(sde).__name__} "
+            "(a traced t, checked when the score is computed)",
+        )
+
     score_jit = jax.jit(lambda params, x, t, labels, guidance: score_apply(
-        params, None, x, t, labels, guidance))  # fmt: skip
+        params, None, x, time_inside(t), labels, guidance))  # fmt: skip
 
     def init(key, x):
         return init_jit(key, _check_data(x))
