@@ -649,33 +649,54 @@ def load(path: str | os.PathLike) -> TrainState:
     ``opt_state`` is a :class:`SavedOptState` (the leaves; :func:`fit` rebuilds the structure
     from its optimizer), or ``None`` for a checkpoint written without one."""
     path = os.fspath(path)
-    with np.load(path + ".npz") as f:
-        flat = dict(f)
-    opt_state = None
-    if "opt_state_leaves" in flat:
-        count = int(flat["opt_state_leaves"])
-        opt_state = SavedOptState(
-            tuple(jnp.asarray(flat[f"opt_state{_SEP}{i}"]) for i in range(count))
+    try:
+        with np.load(path + ".npz") as f:
+            flat = dict(f)
+        opt_state = None
+        if "opt_state_leaves" in flat:
+            count = int(flat["opt_state_leaves"])
+            opt_state = SavedOptState(
+                tuple(jnp.asarray(flat[f"opt_state{_SEP}{i}"]) for i in range(count))
+            )
+        return TrainState(
+            params=_unflatten_dict(flat, "params"),
+            ema_params=_unflatten_dict(flat, "ema_params"),
+            opt_state=opt_state,
+            key=jnp.asarray(flat["key"]),
+            step=jnp.asarray(flat["step"]),
         )
-    return TrainState(
-        params=_unflatten_dict(flat, "params"),
-        ema_params=_unflatten_dict(flat, "ema_params"),
-        opt_state=opt_state,
-        key=jnp.asarray(flat["key"]),
-        step=jnp.asarray(flat["step"]),
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # whatever a damaged .npz raises (BadZipFile, EOFError, KeyError)
+        raise ValueError(_damaged(path + ".npz", e)) from e
+
+
+def _damaged(path: str, error: Exception) -> str:
+    """The message for a checkpoint file that cannot be read: its path and why."""
+    return (
+        f"{path} is not a whole checkpoint written by zoo.train.save (cut short or edited?): "
+        f"{type(error).__name__}: {error}"
     )
 
 
 def load_model(path: str | os.PathLike) -> Model:
     """Rebuild the :class:`zoo.Model` a checkpoint was saved with."""
-    with open(os.fspath(path) + ".json") as f:
-        config = json.load(f)
-    if "family" not in config:
-        raise ValueError(f"{path}.json holds no model config (save was called without model=)")
-    config_kwargs = {k: _decode(v) for k, v in config["config"].items()}
+    where = os.fspath(path) + ".json"
+    try:
+        with open(where) as f:
+            config = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(_damaged(where, e)) from e
+    if not isinstance(config, dict) or "family" not in config:
+        raise ValueError(f"{where} holds no model config (save was called without model=)")
+    try:
+        config_kwargs = {k: _decode(v) for k, v in config["config"].items()}
+        family = _decode(config["family"])
+    except (KeyError, TypeError, AttributeError, ImportError, ValueError) as e:
+        raise ValueError(_damaged(where, e)) from e
     if "event_shape" in config_kwargs:
         config_kwargs["event_shape"] = tuple(config_kwargs["event_shape"])
-    return transform(_decode(config["family"]), **config_kwargs)
+    return transform(family, **config_kwargs)
 
 
 def num_parameters(params) -> int:
