@@ -152,6 +152,16 @@ def test_samples_far_from_the_data_are_marked_diverged():
     assert runner.sample_status(x, reference) == "diverged: NaN samples (1 of 100)"
 
 
+def test_ctrl_c_while_starting_is_one_line(tmp_path):
+    process = _start(tmp_path / "out")
+    time.sleep(0.5)  # importing JAX and the zoo: about 2 s
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    err = err.decode()
+    assert process.returncode == 130, err
+    assert err.strip() == "zoo-bench: interrupted while starting; nothing was run", err
+
+
 def _start(out):
     args = [sys.executable, "-m", "benchmarks", *TINY, f"--out={out}"]
     return subprocess.Popen(args, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
