@@ -194,6 +194,20 @@ def test_bad_input_is_one_line_and_exit_code_2(args, message, capsys):
     assert err.count("\n") == 1 and err.startswith("zoo-bench: error:") and message in err
 
 
+@pytest.mark.parametrize(
+    "args",
+    [["--train-steps", "-5"], ["--runs", "1,0"], ["--samples", "0"], ["--repeats", "x"]],
+)
+def test_the_speed_benchmark_names_a_bad_flag_without_a_traceback(args, capsys):
+    from benchmarks import speed
+
+    with pytest.raises(SystemExit) as exit_info:
+        speed.main(args)
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith(f"zoo-bench-speed: error: argument {args[0]}: expected"), last
+
+
 def test_an_unwritable_output_folder_is_one_line_and_exit_code_2(tmp_path, capsys):
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(SystemExit) as exit_info:
