@@ -184,6 +184,8 @@ def _one_line_error(argv, capsys) -> str:
             "NaN or inf in 1 of 200",
         ),
         ("few.npy", np.zeros((50, 2)), f"at least {points.MIN_POINTS} points, got 50"),
+        # finite in float64, but standardising it overflows: not a model that diverged
+        ("huge.npy", np.arange(400.0).reshape(200, 2) * 1e300, "variance overflows"),
         ("words.csv", "x,y\n1,a\n", "cannot read N x d numbers"),
         ("moons.npy", np.zeros((200, 2)), "stem 'moons' names a built-in dataset"),
         # a dataset name with a comma: config.toml's rerun would read two datasets

@@ -41,7 +41,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from zoo._checks import MAX_SEED, check_integer, check_seed
+from zoo._checks import MAX_SEED, check_integer, check_positive, check_seed
 from zoo.models import Model, transform
 
 __all__ = [
@@ -84,7 +84,7 @@ class DivergenceWarning(RuntimeWarning):
 
 def default_optimizer(learning_rate: float = 1e-3) -> optax.GradientTransformation:
     """The case study's ``adamw(1e-3)`` with optax's default weight decay."""
-    return optax.adamw(learning_rate)
+    return optax.adamw(check_positive(learning_rate, "learning_rate"))
 
 
 def _ema_decay(steps_done, decay, every: int = 1):
@@ -109,7 +109,7 @@ def _as_datasets(data, num_train: int, event_ndim: int) -> np.ndarray:
         if hasattr(item, "train_set"):
             arrays.append(np.asarray(item.train_set(num_train)))
         else:
-            arr = np.asarray(item, dtype=np.float32)
+            arr = _as_float32(item)
             is_stack = arr.ndim == event_ndim + 2 and not isinstance(data, (list, tuple))
             arrays.extend(arr if is_stack else [arr])
     shapes = {a.shape for a in arrays}
@@ -123,6 +123,27 @@ def _as_datasets(data, num_train: int, event_ndim: int) -> np.ndarray:
     if not np.all(np.isfinite(stacked)):
         raise ValueError("data contains NaN or inf values")
     return stacked
+
+
+def _as_float32(item) -> np.ndarray:
+    """``item`` as float32; ``ValueError`` if it holds finite values beyond float32's range,
+    which the cast would make inf (named here, not taken for a diverging model)."""
+    raw = np.asarray(item)
+    if raw.dtype.kind == "f" and raw.dtype.itemsize > 4:
+        finite = np.abs(raw[np.isfinite(raw)])
+        largest = float(finite.max()) if finite.size else 0.0
+        if largest > np.finfo(np.float32).max:
+            raise ValueError(
+                f"data has values up to {largest:.3g}, beyond the range of float32 "
+                f"(+-{np.finfo(np.float32).max:.3g}) that the model computes in; rescale it "
+                "(the processes assume data of about unit scale)"
+            )
+    return np.asarray(raw, dtype=np.float32)
+
+
+#: the largest |x| of data that a divergence warning does not blame: the processes and the
+#: presets' learning rates assume data of about unit scale
+UNIT_SCALE = 1e3
 
 
 def _as_labels(labels, data, datasets: np.ndarray, model: Model, num_train: int):
@@ -361,9 +382,16 @@ def fit(
         runs = ", ".join(
             f"run {r} (dataset {r // len(seeds)}, seed {seeds[r % len(seeds)]})" for r in bad[:5]
         )
+        largest = float(np.max(np.abs(datasets)))
+        advice = (
+            f"the data's largest |x| is {largest:.3g}: the processes assume data of about unit "
+            "scale, so standardise it"
+            if largest > UNIT_SCALE
+            else "lower the learning rate"
+        )
         warnings.warn(
             f"fit: {len(bad)} of {num_runs} runs diverged: {runs}{', ...' if len(bad) > 5 else ''}"
-            " (loss not finite or blown up, see zoo.train.diverged); lower the learning rate",
+            f" (loss not finite or blown up, see zoo.train.diverged); {advice}",
             DivergenceWarning,
             stacklevel=2,
         )
