@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import optax
 import pandas as pd
 import pytest
 
@@ -118,9 +119,8 @@ def test_a_changed_config_reuses_nothing(finished, tmp_path):
 
 def test_a_diverging_run_is_reported_not_averaged(finished, tmp_path, monkeypatch):
     toy = presets.toy
-    monkeypatch.setattr(
-        presets, "toy", lambda *a, **k: dataclasses.replace(toy(*a, **k), learning_rate=math.nan)
-    )
+    nan = dict(learning_rate=1.25e-3, optimizer_fn=lambda _: optax.adamw(math.nan))  # a new key
+    monkeypatch.setattr(presets, "toy", lambda *a, **k: dataclasses.replace(toy(*a, **k), **nan))
     out = _copy(finished, tmp_path)
     assert main(_args(out, samplers="default")) == 0
     results = pd.read_csv(out / "results.csv")

@@ -12,7 +12,7 @@ import optax
 import pytest
 
 import zoo
-from zoo import data, samplers, sdes, train
+from zoo import data, presets, samplers, sdes, train
 
 NET = functools.partial(zoo.ScoreNet, width=32, depth=2, embedding_dim=16, dropout=0.0)
 VP = sdes.VP(0.1, 20.0)  # t in [1e-3, 1]
@@ -47,6 +47,15 @@ def test_fit_refuses_bad_arguments(kwargs, error, match):
     kwargs = {"steps": 2, **kwargs}
     with pytest.raises(error, match=match):
         train.fit(MODEL, X, **kwargs)
+
+
+@pytest.mark.parametrize("rate", [-1e-3, 0.0, float("nan")])
+def test_a_learning_rate_that_cannot_train_is_refused(rate):
+    message = f"learning_rate must be a finite number > 0, got {rate}"
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(presets.toy("vp"), learning_rate=rate)
+    with pytest.raises(ValueError, match=message):
+        train.default_optimizer(rate)
 
 
 def test_train_set_refuses_a_seed_that_repeats_another():
