@@ -10,7 +10,16 @@ import re
 from pathlib import Path
 
 import zoo
-from benchmarks import config_file, digits, named_samplers, networks, plan, points, training
+from benchmarks import (
+    config_file,
+    digits,
+    limits,
+    named_samplers,
+    networks,
+    plan,
+    points,
+    training,
+)
 from benchmarks.profiles import PROFILES, PURPOSES, Config
 from zoo import data, images
 from zoo.presets import CASE_STUDY_FAMILIES, FAMILIES, LIKELIHOOD_WEIGHTED
@@ -67,7 +76,10 @@ def _samplers(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def at_least(minimum: int):
+def at_least(minimum: int, maximum: int = limits.INT32_MAX):
+    """The parse of a count from ``minimum`` to ``maximum`` (default: the largest int32, as
+    steps and sample indices are int32 in JAX)."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -75,6 +87,10 @@ def at_least(minimum: int):
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        if value > maximum:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer <= {maximum:,} (a 32-bit count), got {value:,}"
+            )
         return value
 
     return parse
@@ -486,9 +502,13 @@ def parse(argv: list[str] | None = None) -> Config:
     config = dataclasses.replace(profile, **overrides)
     if config.net is not None:
         _check_net(config)
-    if keep is None:
-        return config
+    if keep is not None:
+        try:
+            config = dataclasses.replace(config, keep_steps=training.keep_steps(keep, config.steps))
+        except ValueError as e:
+            raise UsageError(f"--keep-steps: {e}") from None
     try:
-        return dataclasses.replace(config, keep_steps=training.keep_steps(keep, config.steps))
-    except ValueError as e:
-        raise UsageError(f"--keep-steps: {e}") from None
+        limits.check(config)
+    except limits.TooLarge as e:
+        raise UsageError(str(e)) from None
+    return config

@@ -43,6 +43,7 @@ import numpy as np
 import zoo
 from benchmarks import cache, named_samplers
 from benchmarks.digits import PASSES
+from benchmarks.limits import INT32_MAX
 from zoo import image_metrics, images, presets
 from zoo.nets import UNet
 from zoo.train import MAX_SEED
@@ -85,15 +86,19 @@ def _scales(text: str) -> tuple[float, ...]:
     return scales
 
 
-def _positive(minimum: int, maximum: int | None = None):
+def _positive(minimum: int, maximum: int = INT32_MAX):
+    """The parse of a count from ``minimum`` to ``maximum`` (default: the largest int32, as
+    steps and sample indices are int32 in JAX)."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             value = minimum - 1
-        if value < minimum or (maximum is not None and value > maximum):
-            expected = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-            raise argparse.ArgumentTypeError(f"expected an integer {expected}, got {text!r}")
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer in [{minimum}, {maximum}], got {text!r}"
+            )
         return value
 
     return parse

@@ -33,6 +33,7 @@ import pandas as pd
 
 import zoo
 from benchmarks.cli import at_least, plain
+from benchmarks.limits import INT32_MAX
 from zoo import data, presets, samplers, train
 
 __all__ = ["main", "parser", "sampling_speed", "training_speed", "fused_loop"]
@@ -196,8 +197,9 @@ def parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--runs", type=_counts, default=(1, 8), help="run counts (1,8)")
     p.add_argument(
-        "--train-steps", type=at_least(1), default=20_000 if on_gpu else 500,
-        help="N: each loop is timed at N and 3N steps (20,000 on a GPU, 500 on a CPU)",
+        "--train-steps", type=at_least(1, INT32_MAX // 3), default=20_000 if on_gpu else 500,
+        help="N: each loop is timed at N and 3N steps (20,000 on a GPU, 500 on a CPU; 3N is "
+        "an int32 count)",
     )  # fmt: skip
     p.add_argument(
         "--family", default="vp", choices=presets.FAMILIES, help="model family sampled (vp)"

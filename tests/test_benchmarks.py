@@ -15,7 +15,7 @@ import optax
 import pandas as pd
 import pytest
 
-from benchmarks import digits, evaluation, named_samplers, tables, training
+from benchmarks import cli, digits, evaluation, limits, named_samplers, tables, training
 from benchmarks.__main__ import main
 from zoo import data, nets, presets
 
@@ -196,7 +196,14 @@ def test_bad_input_is_one_line_and_exit_code_2(args, message, capsys):
 
 @pytest.mark.parametrize(
     "args",
-    [["--train-steps", "-5"], ["--runs", "1,0"], ["--samples", "0"], ["--repeats", "x"]],
+    [
+        ["--train-steps", "-5"],
+        ["--train-steps", str(2**30)],
+        ["--runs", "1,0"],
+        ["--samples", "0"],
+        ["--samples", str(2**31)],
+        ["--repeats", "x"],
+    ],  # fmt: skip
 )
 def test_the_speed_benchmark_names_a_bad_flag_without_a_traceback(args, capsys):
     from benchmarks import speed
@@ -206,6 +213,35 @@ def test_the_speed_benchmark_names_a_bad_flag_without_a_traceback(args, capsys):
     assert exit_info.value.code == 2
     last = capsys.readouterr().err.splitlines()[-1]
     assert last.startswith(f"zoo-bench-speed: error: argument {args[0]}: expected"), last
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--samples", str(10**14)], "--samples: expected an integer <= 2,147,483,647"),
+        (["--steps", str(2**31)], "--steps: expected an integer <= 2,147,483,647"),
+        (["--samples", "100000000"], "--samples 100,000,000: sampling would hold at least"),
+        (["--nll-points", "100000000"], "--nll-points 100,000,000: likelihood would hold"),
+        (["--batch-size", "100000000"], "--batch-size 100,000,000: training would hold"),
+        (["--seeds", ",".join(map(str, range(4000)))], "--seeds 4,000: training would hold"),
+    ],
+)
+def test_what_cannot_fit_in_memory_is_refused_before_it_runs(args, message, monkeypatch):
+    # parse, not main: were the check to let one through, nothing starts to fill the memory
+    monkeypatch.setattr(limits, "machine_memory", lambda: 2**30)
+    with pytest.raises(cli.UsageError) as error:
+        cli.parse(["--families=ddpm", *args])
+    assert message in str(error.value) and "\n" not in str(error.value), error.value
+    if "would hold" in message:
+        assert "more than this machine's 1 GiB of memory; expected at most about" in str(
+            error.value
+        )
+
+
+def test_a_long_run_that_fits_is_not_refused(monkeypatch):
+    monkeypatch.setattr(limits, "machine_memory", lambda: 16 * 2**30)
+    config = cli.parse(["--families=ddpm", "--steps=1000000000", "--samples=1000000"])
+    assert (config.steps, config.num_samples) == (10**9, 10**6)
 
 
 def test_an_unwritable_output_folder_is_one_line_and_exit_code_2(tmp_path, capsys):

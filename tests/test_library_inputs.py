@@ -32,6 +32,7 @@ def _gaussian_score(x, t):
     [
         (dict(steps=2.7), TypeError, "steps must be an integer >= 1, got 2.7"),
         (dict(steps=0), ValueError, "steps must be an integer >= 1, got 0"),
+        (dict(steps=2**31), ValueError, r"steps must be an integer <= 2\*\*31 - 1"),
         (dict(seeds=[0, 0]), ValueError, r"seeds must be distinct .* \[0\] repeated"),
         (dict(seeds=0), TypeError, r"seeds must be a sequence of integers, e.g. \[0, 1, 2\]"),
         (dict(seeds=[0.5]), TypeError, "seeds must be an integer, got 0.5"),

@@ -191,6 +191,9 @@ def _run_sharding(num_runs: int):
     return NamedSharding(Mesh(np.asarray(devices), ("runs",)), PartitionSpec("runs"))
 
 
+_MAX_STEPS = 2**31 - 1
+
+
 def _as_seeds(seeds) -> list[int]:
     if isinstance(seeds, (str, bytes, numbers.Number)) or not hasattr(seeds, "__iter__"):
         raise TypeError(f"seeds must be a sequence of integers, e.g. [0, 1, 2], got {seeds!r}")
@@ -271,6 +274,8 @@ def fit(
     if not isinstance(model, Model):
         raise TypeError(f"model must be a zoo.Model from zoo.transform, got {model!r}")
     steps = check_integer(steps, "steps")
+    if steps > _MAX_STEPS:  # the step counter (and the EMA warm-up read from it) is int32
+        raise ValueError(f"steps must be an integer <= 2**31 - 1 (an int32 count), got {steps}")
     batch_size = check_integer(batch_size, "batch_size")
     log_every = check_integer(log_every, "log_every")
     num_train = check_integer(num_train, "num_train")
