@@ -86,6 +86,19 @@ def _run_paths(runs: Path, family: str, dataset: str) -> dict[int, Path]:
     return {s: p[0] for s, p in found.items()}
 
 
+def _read(path: Path):
+    """The trained run at ``path`` (its stem); a damaged one ends the split with one line
+    naming its file, as the split reads runs and never trains them."""
+    try:
+        return cache.read_run(path)[0]
+    except cache.Damaged as e:
+        damaged = e.file or path.with_name(path.name + ".json")
+        raise SystemExit(
+            f"nll_split: the cached run {damaged} is damaged ({e}); run the zoo-bench command "
+            "of the folder again to train it again"
+        ) from None
+
+
 def split(folder: Path, families, datasets, cuts=CUTS, num_nll: int = 1000, tol: float = 1e-3):
     """Rows ``family, dataset, seed, band, nats`` for every cached run and band of ``cuts``,
     and one ``band="exact"`` row per process and dataset (``seed`` -1): the exact score's
@@ -105,7 +118,7 @@ def split(folder: Path, families, datasets, cuts=CUTS, num_nll: int = 1000, tol:
             if not paths:
                 raise SystemExit(f"nll_split: no runs of {family} on {dataset} in {runs}")
             fn = likelihood_fn(model, toy, tol)
-            runs_params = {s: cache.read_run(p)[0].ema_params for s, p in sorted(paths.items())}
+            runs_params = {s: _read(p).ema_params for s, p in sorted(paths.items())}
             process = (repr(model.sde), dataset)
             if process not in exact:  # shared by the families of one process
                 exact[process] = fn(next(iter(runs_params.values())), x, math.inf)

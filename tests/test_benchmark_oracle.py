@@ -134,7 +134,17 @@ def test_the_nll_split_reproduces_the_benchmark_and_sums_to_the_excess(finished)
 def test_the_nll_split_names_a_bad_argument(finished, bad, named, capsys):
     with pytest.raises(SystemExit) as stop:
         nll_split.main([str(finished), *bad])
-    assert stop.value.code == 2 and named in capsys.readouterr().err
+    last = capsys.readouterr().err.splitlines()[-1]  # the usage above names every flag
+    assert stop.value.code == 2 and named in last, last
+
+
+def test_the_nll_split_names_a_damaged_run(finished, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    run = next((out / "cache" / "runs" / "vp" / "nine_gaussians").glob("*.npz"))
+    run.write_bytes(run.read_bytes()[:100])
+    with pytest.raises(SystemExit, match=f"the cached run {run} is damaged"):
+        nll_split.main([str(out), "--families=vp", "--datasets=nine_gaussians"])
 
 
 @pytest.mark.parametrize(
