@@ -123,15 +123,16 @@ def run(config: Config) -> Outcome:
     columns = oracle.columns(config, the_plan, store) if config.oracle else {}
     outcome.rows = [{**rows[c], **columns.get(c, {})} for c in cells]
     outcome.curves = _curves(config, the_plan, store, trainers)
+    first = [c for c in cells if c.seed == config.seeds[0] and c.sampler == config.sampler_names[0]]
+    for c in first:  # the samples of the figures
+        samples = store.fetch(store.samples(c.samples_stem), cache.read_samples)
+        if samples is None and rows[c].get("nfe") is not None:  # drawn once, lost since
+            samples = _sample(config, the_plan, c.family, trainers[c.family](), [c], store)[c]
+        if samples is not None and not isinstance(samples, str):
+            outcome.samples[c.family, c.dataset] = samples["x"]
     for runs in trainers.values():
         if runs.cache_info().currsize:
             outcome.trained += sum(run.fresh for run in runs().values())
-    first = [c for c in cells if c.seed == config.seeds[0] and c.sampler == config.sampler_names[0]]
-    outcome.samples = {
-        (c.family, c.dataset): samples["x"]
-        for c in first
-        if (samples := store.fetch(store.samples(c.samples_stem), cache.read_samples)) is not None
-    }
     return outcome
 
 

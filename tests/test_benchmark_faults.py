@@ -89,6 +89,16 @@ def test_a_damaged_trained_run_is_named_and_trained_again(finished, tmp_path, ca
     assert json.loads((out / "summary.json").read_text())["runs_trained"] == 1
 
 
+def test_the_damaged_samples_of_a_figure_are_drawn_again(finished, tmp_path, capsys):
+    out = _copy(finished, tmp_path)
+    first = next((out / "cache" / "samples").rglob("seed0-default-*.npz"))
+    x = cache.read_samples(first)["x"]
+    first.write_bytes(first.read_bytes()[:100])  # its cell is cached: only samples.png reads it
+    assert _run(out) == 0
+    assert capsys.readouterr().err.count("is damaged") == 1
+    np.testing.assert_array_equal(cache.read_samples(first)["x"], x)  # the same draw again
+
+
 def test_pieces_of_other_code_or_other_groups_are_never_shared(monkeypatch):
     settings = {"steps": 100}
     key = cache.digest(settings)
