@@ -29,7 +29,7 @@ import jax.numpy as jnp
 from benchmarks import training
 from benchmarks.profiles import Config
 
-__all__ = ["INT32_MAX", "TooLarge", "check", "estimate", "machine_memory"]
+__all__ = ["INT32_MAX", "TooLarge", "check", "check_points", "estimate", "machine_memory"]
 
 INT32_MAX = 2**31 - 1
 FLOAT = 4  # bytes of a float32
@@ -217,6 +217,21 @@ def _presets(config: Config, datasets: list[str]) -> list:
             found.append((dataset, plan.with_optimizer(preset, config)))
             break
     return found
+
+
+def check_points(flag: str, n: int, model, memory: int | None = None) -> None:
+    """:class:`TooLarge` naming ``flag`` unless ``n`` points through ``model``'s network at
+    once (a likelihood's or a sampler's batch) fit in ``memory`` (default: the machine's)."""
+    memory = machine_memory() if memory is None else memory
+    param_bytes, per_example = _network(model)
+    per_point = per_example + 3 * math.prod(model.event_shape) * FLOAT
+    total = param_bytes + n * per_point
+    if total > memory:
+        raise TooLarge(
+            f"{flag} {n:,}: would hold at least {_bytes(total)}, more than this machine's "
+            f"{_bytes(memory)} of memory; expected at most about "
+            f"{max(0, (memory - param_bytes) // per_point):,}"
+        )
 
 
 def _bytes(n: float) -> str:

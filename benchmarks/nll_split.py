@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 import zoo
-from benchmarks import cache, evaluation, oracle
+from benchmarks import cache, evaluation, limits, oracle
 from benchmarks.cli import at_least, plain, tolerance
 from zoo import data as data_lib
 from zoo import presets
@@ -196,6 +196,11 @@ def main(argv: list[str] | None = None) -> None:
         parser().error(f"--cuts must be comma-separated numbers, got {args.cuts!r}")
     if any(not 0.0 < c < math.inf for c in cuts) or len(set(cuts)) != len(cuts):
         parser().error(f"--cuts must be distinct positive finite noise levels, got {args.cuts!r}")
+    try:
+        for family in families:
+            limits.check_points("--nll-points", args.nll_points, presets.toy(family).model)
+    except limits.TooLarge as e:
+        parser().error(str(e))
     frame = split(args.folder, families, datasets, cuts, args.nll_points, args.nll_tol)
     frame.to_csv(args.folder / "nll_split.csv", index=False)
     print(report(args.folder, frame))

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import cli, evaluation, nll_split, oracle, profiles
+from benchmarks import cli, evaluation, limits, nll_split, oracle, profiles
 from benchmarks.__main__ import main
 from zoo import data, presets, samplers
 
@@ -145,6 +145,15 @@ def test_the_nll_split_names_a_damaged_run(finished, tmp_path):
     run.write_bytes(run.read_bytes()[:100])
     with pytest.raises(SystemExit, match=f"the cached run {run} is damaged"):
         nll_split.main([str(out), "--families=vp", "--datasets=nine_gaussians"])
+
+
+def test_the_nll_split_refuses_more_points_than_memory_holds(tmp_path, capsys, monkeypatch):
+    (tmp_path / "cache" / "runs").mkdir(parents=True)
+    monkeypatch.setattr(limits, "machine_memory", lambda: 2**30)
+    with pytest.raises(SystemExit) as stop:
+        nll_split.main([str(tmp_path), "--families=vp", "--nll-points=100000000"])
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert stop.value.code == 2 and "--nll-points 100,000,000: would hold at least" in last
 
 
 @pytest.mark.parametrize(
