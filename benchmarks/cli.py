@@ -25,7 +25,7 @@ from zoo import data, images
 from zoo.presets import CASE_STUDY_FAMILIES, FAMILIES, LIKELIHOOD_WEIGHTED
 from zoo.train import MAX_SEED
 
-__all__ = ["UsageError", "at_least", "parse", "parser", "plain", "tolerance"]
+__all__ = ["UsageError", "at_least", "check_memory_of", "parse", "parser", "plain", "tolerance"]
 
 CASE_STUDY_DATASETS = ("nine_gaussians",)
 PRESETS = ("toy", "case_study")
@@ -469,9 +469,11 @@ def _check_net(config: Config) -> None:
         raise UsageError(f"--net: {e}") from e.__cause__
 
 
-def parse(argv: list[str] | None = None) -> Config:
+def parse(argv: list[str] | None = None, check_memory: bool = True) -> Config:
     """The profile named in ``argv`` (or the settings of its ``--config`` file) with the flags
-    given there applied."""
+    given there applied, and (``check_memory``) its estimated memory checked against the
+    machine's (:func:`check_memory_of`; it may start JAX's backend, e.g. to draw a dataset's
+    fixed parameters, which ``zoo-bench-distributed`` must start itself first)."""
     args = vars(parser().parse_args(argv))
     path = args.pop("config")
     flags = {k: v for k, v in args.items() if v is not None}
@@ -507,8 +509,15 @@ def parse(argv: list[str] | None = None) -> Config:
             config = dataclasses.replace(config, keep_steps=training.keep_steps(keep, config.steps))
         except ValueError as e:
             raise UsageError(f"--keep-steps: {e}") from None
+    if check_memory:
+        check_memory_of(config)
+    return config
+
+
+def check_memory_of(config: Config) -> None:
+    """:class:`UsageError` naming the flag whose run would not fit in the machine's memory
+    (:func:`benchmarks.limits.check`)."""
     try:
         limits.check(config)
     except limits.TooLarge as e:
         raise UsageError(str(e)) from None
-    return config

@@ -9,11 +9,12 @@ memory, so that it ends in one line rather than in a ``MemoryError``, an out-of-
 traceback or an abort inside XLA.
 
 The estimates are meant as lower bounds, so that a long run that fits is not refused: the
-arrays a phase must hold at once, counted from shapes alone (no array is made, no backend is
-started). The network's share is its largest single intermediate per example, read from the
-traced program of a batch (:func:`_largest_per_example`); XLA holds at least that, and
-usually several. The memory compared with is the host's; a GPU's own memory is not read
-(asking for it would start the backend before ``zoo-bench-distributed`` initialises it).
+arrays a phase must hold at once, counted from shapes (the network is traced, never run).
+The network's share is its largest single intermediate per example, read from the traced
+program of a batch (:func:`_largest_per_example`); XLA holds at least that, and usually
+several. Building a dataset may compute its fixed parameters (nine Gaussians' weights), which
+starts JAX's backend: ``zoo-bench-distributed`` checks after initialising it. The memory
+compared with is the host's; a GPU's own memory is not read.
 """
 
 from __future__ import annotations
@@ -94,8 +95,8 @@ _NETWORKS: dict[str, tuple[int, int]] = {}
 
 
 def _network(model) -> tuple[int, int]:
-    """``(parameter bytes, bytes per example)`` of ``model``'s network, from shapes only (so
-    no backend starts: ``zoo-bench-distributed`` starts it later), once per model."""
+    """``(parameter bytes, bytes per example)`` of ``model``'s network, from shapes only,
+    once per model."""
     key = training.model_key(model)
     if key not in _NETWORKS:
         shape = model.event_shape
