@@ -83,6 +83,20 @@ def test_score_names_the_shapes_it_expects():
         MODEL.score(_params(), X[:4], np.full(3, 0.5))
 
 
+def test_params_of_another_model_are_named_with_the_shape_expected():
+    wider = zoo.transform(zoo.ScoreSDE, sde=VP, net=functools.partial(NET, width=64)).init(
+        KEY, X[:4]
+    )
+    message = r"params\[.*\] has shape \(64,\), this model expects \(32,\): params of another"
+    for call in (
+        lambda: MODEL.score(wider, X[:4], 0.5),
+        lambda: MODEL.loss(wider, KEY, X[:4]),
+        lambda: MODEL.sample(wider, KEY, (4,)),
+    ):
+        with pytest.raises(ValueError, match=message):
+            call()
+
+
 def test_a_traced_time_outside_the_process_fails_when_run():
     jitted = jax.jit(lambda t: MODEL.score(_params(), X[:4], t))
     with pytest.raises(Exception, match=r"t must lie in \[t_min, T\] = \[0.001, 1\]"):
