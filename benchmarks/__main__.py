@@ -1,4 +1,9 @@
-"""``python -m benchmarks`` / ``zoo-bench``: run a profile, write the reports, print the table."""
+"""``python -m benchmarks`` / ``zoo-bench``: run a profile, write the reports, print the table.
+
+This module imports only the standard library at the top: JAX and the zoo take seconds to
+import, and they are imported inside :func:`main` once Ctrl-C there is one line
+(:func:`_quit_while_starting`) rather than a ``KeyboardInterrupt`` traceback.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,19 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
-
-from benchmarks import cache, cli, config_file
 
 __all__ = ["main"]
 
 USAGE_ERROR = 2
+
+
+def _quit_while_starting(signum, frame) -> None:
+    """Ctrl-C or SIGTERM before the run starts (imports, checks): nothing is written yet, so
+    end at once with one line and 128 + the signal."""
+    os.write(sys.stderr.fileno(), b"\nzoo-bench: interrupted while starting; nothing was run\n")
+    os._exit(128 + signum)
 
 
 def _stop_at_once_on_interrupt(out: Path):
@@ -30,6 +41,8 @@ def _stop_at_once_on_interrupt(out: Path):
     signal to a pipe (``signal.set_wakeup_fd``), even while the main thread is inside a long
     XLA call, and a watching thread prints the line and ends the process with ``os._exit``.
     """
+    from benchmarks import cache
+
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     read_fd, write_fd = os.pipe()
@@ -68,8 +81,31 @@ def _stop_at_once_on_interrupt(out: Path):
     return restore
 
 
-def _fail(message: str) -> None:
+def _user_frames(error: BaseException) -> str:
+    """The traceback of ``error`` (a user's exception: their ``--net`` module failing) with
+    only the frames of the user's own files, which are what they can fix; the frames of the
+    zoo, of Python's import machinery and of installed packages are left out."""
+    import zoo
+
+    ours = (Path(__file__).parent, Path(zoo.__file__).parent)
+    frames = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if not frame.filename.startswith("<")
+        and "site-packages" not in Path(frame.filename).parts
+        and not any(Path(frame.filename).is_relative_to(folder) for folder in ours)
+        and not Path(frame.filename).is_relative_to(Path(os.__file__).parent)
+    ]
+    lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
+    return "".join(lines + traceback.format_exception_only(error))
+
+
+def _fail(message: str, cause: BaseException | None = None) -> None:
+    """Print ``message`` as one line and exit with code 2; a user's exception that caused
+    it follows, with the frames of the user's files."""
     print(f"zoo-bench: error: {message}", file=sys.stderr)
+    if cause is not None:
+        print(f"\ncaused by your code:\n{_user_frames(cause)}", end="", file=sys.stderr)
     raise SystemExit(USAGE_ERROR)
 
 
@@ -84,28 +120,37 @@ def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, run the benchmark (resuming from the output folder's cache) and print
     the results; bad input is one line on stderr and exit code 2."""
     start = time.perf_counter()
+    main_thread = threading.current_thread() is threading.main_thread()
+    stops = (signal.SIGINT, signal.SIGTERM)
+    before = {s: signal.signal(s, _quit_while_starting) for s in stops} if main_thread else {}
     try:
-        config = cli.parse(argv)
-    except cli.UsageError as e:
-        _fail(str(e))
-    out = Path(config.out)
-    try:
-        cache.check_writable(out)
-        held = cache.lock(out)
-    except OSError as e:
-        _fail(f"cannot write to output folder {config.out!r}: {e.strerror or e}")
-    except cache.Busy as e:
-        _fail(f"{e}; wait for it to finish or choose another --out")
-    restore = _stop_at_once_on_interrupt(out)
-    try:
-        return _run(config, out, start, argv)
+        from benchmarks import cache, cli
+
+        try:
+            config = cli.parse(argv)
+        except cli.UsageError as e:
+            _fail(str(e), e.__cause__)
+        out = Path(config.out)
+        try:
+            cache.check_writable(out)
+            held = cache.lock(out)
+        except OSError as e:
+            _fail(f"cannot write to output folder {config.out!r}: {e.strerror or e}")
+        except cache.Busy as e:
+            _fail(f"{e}; wait for it to finish or choose another --out")
+        restore = _stop_at_once_on_interrupt(out)
+        try:
+            return _run(config, out, start, argv)
+        finally:
+            restore()
+            held.close()
     finally:
-        restore()
-        held.close()
+        for s, handler in before.items():
+            signal.signal(s, handler)
 
 
 def _run(config, out: Path, start: float, argv) -> int:
-    from benchmarks import report, runner
+    from benchmarks import config_file, report, runner
 
     previous = _previous_config(out)
     current = json.loads(json.dumps(dataclasses.asdict(config)))

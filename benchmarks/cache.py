@@ -49,7 +49,12 @@ __all__ = [
 
 
 class Damaged(Exception):
-    """A cached piece that cannot be trusted; the message says why."""
+    """A cached piece that cannot be trusted; the message says why, and ``file``, when given,
+    names the file of a two-file piece (a run's ``.npz``) that failed."""
+
+    def __init__(self, message: str, file: Path | None = None):
+        super().__init__(message)
+        self.file = file
 
 
 class Busy(Exception):
@@ -273,8 +278,8 @@ class Cache:
             return reader(path)
         except Damaged as e:
             print(
-                f"zoo-bench: note: cached piece {path.relative_to(self.root)} is damaged ({e}); "
-                "computing it again",
+                f"zoo-bench: note: cached piece {(e.file or path).relative_to(self.root)} is "
+                f"damaged ({e}); computing it again",
                 file=sys.stderr,
             )
             for damaged in {path, path.with_suffix(".npz")}:  # a run is .json + .npz
@@ -319,12 +324,16 @@ def read_run(path: Path) -> tuple[zoo.train.TrainState, dict]:
     match their checksum. ``path`` is the run's stem; the piece to :meth:`Cache.fetch` is its
     ``.json``."""
     path = path.with_suffix("") if path.suffix == ".json" else path
+    npz = path.with_name(path.name + ".npz")
     try:
         metadata = read_json(path.with_name(path.name + ".json"))["metadata"]
-        arrays = read_npz(path.with_name(path.name + ".npz"))
         checksum = metadata["npz_sha256"]
-    except Exception as e:  # whatever a damaged .npz or .json raises
+    except Exception as e:  # whatever a damaged .json raises
         raise Damaged(f"unreadable ({type(e).__name__})") from None
+    try:
+        arrays = read_npz(npz)
+    except Exception as e:  # whatever a damaged .npz raises (BadZipFile, EOFError, ...)
+        raise Damaged(f"unreadable ({type(e).__name__})", file=npz) from None
     if _array_checksum(arrays) != checksum:
-        raise Damaged("its parameters do not match their checksum")
+        raise Damaged("its parameters do not match their checksum", file=npz)
     return zoo.train.load(path), metadata

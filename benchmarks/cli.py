@@ -10,12 +10,22 @@ import re
 from pathlib import Path
 
 import zoo
-from benchmarks import config_file, digits, named_samplers, networks, plan, points, training
+from benchmarks import (
+    config_file,
+    digits,
+    limits,
+    named_samplers,
+    networks,
+    plan,
+    points,
+    training,
+)
 from benchmarks.profiles import PROFILES, PURPOSES, Config
-from zoo import data
+from zoo import data, images
 from zoo.presets import CASE_STUDY_FAMILIES, FAMILIES, LIKELIHOOD_WEIGHTED
+from zoo.train import MAX_SEED
 
-__all__ = ["UsageError", "parse", "parser", "plain"]
+__all__ = ["UsageError", "at_least", "check_memory_of", "parse", "parser", "plain", "tolerance"]
 
 CASE_STUDY_DATASETS = ("nine_gaussians",)
 PRESETS = ("toy", "case_study")
@@ -76,7 +86,10 @@ def _sweep(text: str) -> tuple[str, ...]:
     return kinds
 
 
-def _at_least(minimum: int):
+def at_least(minimum: int, maximum: int = limits.INT32_MAX):
+    """The parse of a count from ``minimum`` to ``maximum`` (default: the largest int32, as
+    steps and sample indices are int32 in JAX)."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -84,6 +97,10 @@ def _at_least(minimum: int):
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        if value > maximum:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer <= {maximum:,} (a 32-bit count), got {value:,}"
+            )
         return value
 
     return parse
@@ -96,6 +113,11 @@ def _seeds(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected seeds like 0,1,2, got {text!r}") from None
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise argparse.ArgumentTypeError(f"expected distinct seeds >= 0 like 0,1,2, got {text!r}")
+    if max(seeds) > MAX_SEED:  # a PRNG key keeps 32 bits: 2**32 + s would rerun seed s
+        raise argparse.ArgumentTypeError(
+            f"expected seeds <= 2**32 - 1 = {MAX_SEED} (a PRNG key holds 32 bits of a seed), "
+            f"got {max(seeds)}"
+        )
     return seeds
 
 
@@ -145,6 +167,14 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def tolerance(text: str) -> float:
+    """An ODE solver's rtol = atol: a number in (0, 1); 1 or more would accept any error."""
+    value = _positive_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"expected a tolerance in (0, 1) like 1e-3, got {text!r}")
+    return value
+
+
 def _data_file(text: str) -> str:
     """The absolute path of a readable points file (so a rerun from elsewhere finds it)."""
     try:
@@ -155,15 +185,16 @@ def _data_file(text: str) -> str:
 
 
 def _net_spec(text: str) -> str:
-    try:
-        networks.load(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+    """``text`` if it has the form ``module:factory``; the network itself is checked once the
+    datasets are known (:func:`_check_net`)."""
+    module, colon, factory = text.partition(":")
+    if not (module and colon and factory):
+        raise argparse.ArgumentTypeError(f"expected package.module:factory, got {text!r}")
     return text
 
 
 def _channels(text: str) -> int:
-    value = _at_least(8)(text)
+    value = at_least(8)(text)
     if value % 8:
         raise argparse.ArgumentTypeError(
             f"expected a multiple of 8 (GroupNorm groups), got {value}"
@@ -200,7 +231,7 @@ VALUED = {
         "no likelihood columns",
     ),
     "--seeds": (_seeds, "LIST", None, "comma-separated training seeds, e.g. 0,1,2"),
-    "--steps": (_at_least(1), "N", None, "training steps of every run"),
+    "--steps": (at_least(1), "N", None, "training steps of every run"),
     "--samplers": (
         _samplers,
         "LIST",
@@ -222,25 +253,25 @@ VALUED = {
         "NFE budgets of the sweep, e.g. 5,10,20 (an empty sweep: --nfe none)",
     ),
     "--samples": (
-        _at_least(10),
+        at_least(10),
         "N",
         "num_samples",
         "samples per cell, and size of the true reference sample they are compared with",
     ),
     "--nll-points": (
-        _at_least(2),
+        at_least(2),
         "N",
         "num_nll",
         "held-out points for the likelihood of each trained run (2-D toys)",
     ),
     "--nll-images": (
-        _at_least(0),
+        at_least(0),
         "N",
         "nll_images",
         "held-out images whose bits/dim each trained run is scored on (images; 0: none)",
     ),
     "--nll-tol": (
-        _positive_float,
+        tolerance,
         "TOL",
         "nll_tol",
         "rtol = atol of the likelihood's ODE solve",
@@ -261,7 +292,7 @@ VALUED = {
         "first on sys.path)",
     ),
     "--width": (
-        _at_least(1),
+        at_least(1),
         "N",
         None,
         "the ScoreNet's width on vector data (2-D toys, --data); default: the preset's (256)",
@@ -273,7 +304,7 @@ VALUED = {
         "learning rate of every run; default: each family's preset value",
     ),
     "--batch-size": (
-        _at_least(1),
+        at_least(1),
         "N",
         None,
         "batch size of every run; default: each family's preset value",
@@ -402,6 +433,13 @@ def _with_data(overrides: dict) -> dict:
             f"--data: the file's stem {stem!r} names a built-in dataset; expected another "
             "name (rename the file)"
         )
+    if stem is not None and ("," in stem or stem != stem.strip()):
+        # the stem is a dataset name: --datasets and config.toml's rerun split names at
+        # commas and strip them, so this name could not be given back
+        raise UsageError(
+            f"--data: the file's stem {stem!r} names the dataset, and dataset names are "
+            "comma-separated; expected a stem without commas or outer spaces (rename the file)"
+        )
     if stem is not None:
         named = overrides.get("datasets")
         overrides["datasets"] = (stem,) if named is None else tuple(dict.fromkeys((*named, stem)))
@@ -426,9 +464,30 @@ def _check_network(overrides: dict) -> None:
         )
 
 
-def parse(argv: list[str] | None = None) -> Config:
+def _event_shape(dataset: str, config: Config) -> tuple[int, ...]:
+    if dataset in digits.DATASETS:
+        return images.Digits.event_shape
+    if config.data is not None and dataset == Path(config.data).stem:
+        return (points.read(config.data).shape[1],)
+    return data.Toy.event_shape
+
+
+def _check_net(config: Config) -> None:
+    """The ``--net`` factory imported and its contract checked on the shapes of the
+    datasets (:func:`benchmarks.networks.check`); :class:`UsageError` naming it, with the
+    user's own exception, if any, as its ``__cause__``."""
+    shapes = [_event_shape(dataset, config) for dataset in config.datasets]
+    try:
+        networks.check(config.net, shapes)
+    except ValueError as e:
+        raise UsageError(f"--net: {e}") from e.__cause__
+
+
+def parse(argv: list[str] | None = None, check_memory: bool = True) -> Config:
     """The profile named in ``argv`` (or the settings of its ``--config`` file) with the flags
-    given there applied."""
+    given there applied, and (``check_memory``) its estimated memory checked against the
+    machine's (:func:`check_memory_of`; it may start JAX's backend, e.g. to draw a dataset's
+    fixed parameters, which ``zoo-bench-distributed`` must start itself first)."""
     args = vars(parser().parse_args(argv))
     path = args.pop("config")
     flags = {k: v for k, v in args.items() if v is not None}
@@ -457,9 +516,22 @@ def parse(argv: list[str] | None = None) -> Config:
                 f"got {', '.join(overrides['datasets'])}"
             )
     config = dataclasses.replace(profile, **overrides)
-    if keep is None:
-        return config
+    if config.net is not None:
+        _check_net(config)
+    if keep is not None:
+        try:
+            config = dataclasses.replace(config, keep_steps=training.keep_steps(keep, config.steps))
+        except ValueError as e:
+            raise UsageError(f"--keep-steps: {e}") from None
+    if check_memory:
+        check_memory_of(config)
+    return config
+
+
+def check_memory_of(config: Config) -> None:
+    """:class:`UsageError` naming the flag whose run would not fit in the machine's memory
+    (:func:`benchmarks.limits.check`)."""
     try:
-        return dataclasses.replace(config, keep_steps=training.keep_steps(keep, config.steps))
-    except ValueError as e:
-        raise UsageError(f"--keep-steps: {e}") from None
+        limits.check(config)
+    except limits.TooLarge as e:
+        raise UsageError(str(e)) from None

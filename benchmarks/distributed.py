@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = parser().parse_known_args(argv)
     try:
         _check(args)
-        config = cli.parse(rest)
+        config = cli.parse(rest, check_memory=False)  # JAX's backend is not started yet
     except cli.UsageError as e:
         print(f"zoo-bench-distributed: error: {e}", file=sys.stderr)
         return single.USAGE_ERROR
@@ -141,6 +141,11 @@ def main(argv: list[str] | None = None) -> int:
         num_processes=args.num_processes,
         process_id=args.process_id,
     )
+    try:
+        cli.check_memory_of(config)
+    except cli.UsageError as e:
+        print(f"zoo-bench-distributed: error: {e}", file=sys.stderr)
+        return single.USAGE_ERROR
     first = args.process_id == 0
     with tempfile.TemporaryDirectory(prefix="zoo-bench-share-") as scratch:
         out = Path(config.out) if first else Path(scratch)

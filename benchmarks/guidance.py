@@ -43,12 +43,15 @@ import numpy as np
 import zoo
 from benchmarks import cache, named_samplers
 from benchmarks.digits import PASSES
+from benchmarks.limits import INT32_MAX
 from zoo import image_metrics, images, presets
 from zoo.nets import UNet
+from zoo.train import MAX_SEED
 
 __all__ = ["main", "parse", "run"]
 
 NUM_CLASSES = 10
+SAMPLE_SEED = 1000  # samples are drawn with PRNGKey(SAMPLE_SEED + --seed)
 #: columns of the table: column -> (label, which way is better)
 COLUMNS = {
     "accuracy": ("accuracy on asked class", "higher"),
@@ -83,14 +86,19 @@ def _scales(text: str) -> tuple[float, ...]:
     return scales
 
 
-def _positive(minimum: int):
+def _positive(minimum: int, maximum: int = INT32_MAX):
+    """The parse of a count from ``minimum`` to ``maximum`` (default: the largest int32, as
+    steps and sample indices are int32 in JAX)."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             value = minimum - 1
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer in [{minimum}, {maximum}], got {text!r}"
+            )
         return value
 
     return parse
@@ -151,7 +159,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--p-uncond", type=_p_uncond, default=0.2, help="label dropout rate")
     p.add_argument("--per-class", type=_positive(2), default=20, help="samples per class and w")
     p.add_argument("--sampler", type=_sampler, default="ddim-20", help="e.g. ddim-20, default")
-    p.add_argument("--seed", type=_positive(0), default=0, help="training and sampling seed")
+    p.add_argument(
+        "--seed", type=_positive(0, MAX_SEED - SAMPLE_SEED), default=0,
+        help="training seed s; the samples are drawn with seed s + 1000",
+    )  # fmt: skip
     p.add_argument("--out", default="results/digits-guidance", help="output folder")
     return p
 
@@ -234,7 +245,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict[tuple[str, float], n
             start = time.perf_counter()
             # An array scale: every w > 0 shares one compiled sampler (w = 0 too: same values).
             result = preset.model.sample(
-                params, jax.random.PRNGKey(1000 + args.seed), (len(asked),), sampler,
+                params, jax.random.PRNGKey(SAMPLE_SEED + args.seed), (len(asked),), sampler,
                 labels=jnp.asarray(asked), guidance=jnp.float32(w),
             )  # fmt: skip
             x = np.asarray(jax.block_until_ready(result.x))

@@ -18,16 +18,21 @@ import dataclasses
 import functools
 import hashlib
 import importlib
+import inspect
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import ModuleType
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
 
 from benchmarks.profiles import Config
 from zoo import presets
 
-__all__ = ["UserNet", "load", "vector_net"]
+__all__ = ["UserNet", "check", "load", "vector_net"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,8 +57,15 @@ def _factory(spec: str) -> tuple[ModuleType, Callable]:
         sys.path.insert(0, os.getcwd())  # `zoo-bench` (a script) does not search it itself
     try:
         module = importlib.import_module(module_name)
-    except ImportError as e:
+    except ModuleNotFoundError as e:
+        if e.name is None or not f"{module_name}.".startswith(f"{e.name}."):
+            # a missing module that the user's module imports, not the one named
+            raise ValueError(f"cannot import module {module_name!r} of {spec!r}: {e}") from e
         raise ValueError(f"cannot import module {module_name!r} of {spec!r}: {e}") from None
+    except Exception as e:  # whatever the module's own code raises on import
+        raise ValueError(
+            f"cannot import module {module_name!r} of {spec!r}: it raised {type(e).__name__}: {e}"
+        ) from e
     factory = getattr(module, attribute, None)
     if factory is None:
         raise ValueError(f"module {module_name!r} has no attribute {attribute!r}")
@@ -71,6 +83,65 @@ def load(spec: str) -> UserNet:
     source = getattr(module, "__file__", None)  # the module named, whatever the factory is
     digest = hashlib.sha256(Path(source).read_bytes()).hexdigest() if source else "unknown"
     return UserNet(spec, digest)
+
+
+class _Failed(Exception):
+    """The contract check's own stop: which call failed (the user's exception is its
+    ``__cause__``)."""
+
+
+def check(spec: str, event_shapes: Iterable[tuple[int, ...]]) -> UserNet:
+    """:func:`load`, and the contract of the module docstring checked on a batch of two
+    examples of each of ``event_shapes`` (traced by ``jax.eval_shape``, so nothing is
+    computed): ``factory()`` takes no arguments and returns a callable ``net`` whose
+    ``net(x, t, is_training)`` is shaped like ``x``. ``ValueError`` naming ``spec`` and what
+    was wrong, with the user's own exception as its ``__cause__``: the check runs before
+    training so that a broken network is not reported from deep inside Haiku."""
+    user = load(spec)
+    _, factory = _factory(spec)
+    try:
+        inspect.signature(factory).bind()
+    except TypeError as e:
+        raise ValueError(
+            f"{spec}: factory() cannot be called without arguments ({e}); expected a factory "
+            "that takes none (bind yours with a wrapper or functools.partial)"
+        ) from None
+    except ValueError:  # no signature to read (some builtins): the call below tells
+        pass
+
+    def net_fn(x, t):
+        try:
+            net = factory()
+        except Exception as e:
+            raise _Failed(f"factory() raised {type(e).__name__}: {e}") from e
+        if not callable(net):
+            raise _Failed(
+                f"factory() returned {net!r}; expected a module or function net(x, t, is_training)"
+            )
+        try:
+            return net(x, t, True)
+        except Exception as e:
+            raise _Failed(f"net(x, t, is_training) raised {type(e).__name__}: {e}") from e
+
+    transformed = hk.transform(net_fn)
+
+    def output(x, t):
+        key = jax.random.PRNGKey(0)  # traced too: no backend starts (zoo-bench-distributed)
+        return transformed.apply(transformed.init(key, x, t), key, x, t)
+
+    for shape in dict.fromkeys(tuple(s) for s in event_shapes):
+        x = jax.ShapeDtypeStruct((2, *shape), jnp.float32)
+        try:
+            out = jax.eval_shape(output, x, jax.ShapeDtypeStruct((2,), jnp.float32))
+        except _Failed as e:
+            raise ValueError(f"{spec}: on x of shape {x.shape}, {e}") from e.__cause__
+        if getattr(out, "shape", None) != x.shape:
+            got = getattr(out, "shape", type(out).__name__)
+            raise ValueError(
+                f"{spec}: net(x, t, is_training) maps x of shape {x.shape} to {got}; "
+                "expected an array shaped like x"
+            )
+    return user
 
 
 def vector_net(config: Config) -> Callable | None:

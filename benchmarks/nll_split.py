@@ -37,8 +37,8 @@ import numpy as np
 import pandas as pd
 
 import zoo
-from benchmarks import cache, evaluation, oracle
-from benchmarks.cli import plain
+from benchmarks import cache, evaluation, limits, oracle
+from benchmarks.cli import at_least, plain, tolerance
 from zoo import data as data_lib
 from zoo import presets
 
@@ -86,6 +86,19 @@ def _run_paths(runs: Path, family: str, dataset: str) -> dict[int, Path]:
     return {s: p[0] for s, p in found.items()}
 
 
+def _read(path: Path):
+    """The trained run at ``path`` (its stem); a damaged one ends the split with one line
+    naming its file, as the split reads runs and never trains them."""
+    try:
+        return cache.read_run(path)[0]
+    except cache.Damaged as e:
+        damaged = e.file or path.with_name(path.name + ".json")
+        raise SystemExit(
+            f"nll_split: the cached run {damaged} is damaged ({e}); run the zoo-bench command "
+            "of the folder again to train it again"
+        ) from None
+
+
 def split(folder: Path, families, datasets, cuts=CUTS, num_nll: int = 1000, tol: float = 1e-3):
     """Rows ``family, dataset, seed, band, nats`` for every cached run and band of ``cuts``,
     and one ``band="exact"`` row per process and dataset (``seed`` -1): the exact score's
@@ -105,7 +118,7 @@ def split(folder: Path, families, datasets, cuts=CUTS, num_nll: int = 1000, tol:
             if not paths:
                 raise SystemExit(f"nll_split: no runs of {family} on {dataset} in {runs}")
             fn = likelihood_fn(model, toy, tol)
-            runs_params = {s: cache.read_run(p)[0].ema_params for s, p in sorted(paths.items())}
+            runs_params = {s: _read(p).ema_params for s, p in sorted(paths.items())}
             process = (repr(model.sde), dataset)
             if process not in exact:  # shared by the families of one process
                 exact[process] = fn(next(iter(runs_params.values())), x, math.inf)
@@ -161,8 +174,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--families", required=True, help="comma-separated, e.g. vp,vp-lw,ve")
     p.add_argument("--datasets", default="nine_gaussians,gaussians_25")
     p.add_argument("--cuts", default=",".join(map(str, CUTS)), help="band edges of sigma/alpha")
-    p.add_argument("--nll-points", type=int, default=1000, help="held-out points (1000)")
-    p.add_argument("--nll-tol", type=float, default=1e-3, help="ODE rtol = atol (0.001)")
+    p.add_argument("--nll-points", type=at_least(2), default=1000, help="held-out points (1000)")
+    p.add_argument("--nll-tol", type=tolerance, default=1e-3, help="ODE rtol = atol (0.001)")
     return p
 
 
@@ -183,6 +196,11 @@ def main(argv: list[str] | None = None) -> None:
         parser().error(f"--cuts must be comma-separated numbers, got {args.cuts!r}")
     if any(not 0.0 < c < math.inf for c in cuts) or len(set(cuts)) != len(cuts):
         parser().error(f"--cuts must be distinct positive finite noise levels, got {args.cuts!r}")
+    try:
+        for family in families:
+            limits.check_points("--nll-points", args.nll_points, presets.toy(family).model)
+    except limits.TooLarge as e:
+        parser().error(str(e))
     frame = split(args.folder, families, datasets, cuts, args.nll_points, args.nll_tol)
     frame.to_csv(args.folder / "nll_split.csv", index=False)
     print(report(args.folder, frame))

@@ -89,6 +89,14 @@ def read(path: str | Path) -> np.ndarray:
         raise ValueError(f"expected finite numbers, got NaN or inf in {bad} of {len(x)} points")
     if len(x) < MIN_POINTS:
         raise ValueError(f"expected at least {MIN_POINTS} points, got {len(x)}")
+    with np.errstate(over="ignore", under="ignore"):
+        sd = x.std(axis=0)
+    if not np.all(np.isfinite(sd)) or np.any((sd == 0) & (np.ptp(x, axis=0) > 0)):
+        largest = float(np.max(np.abs(x)))
+        raise ValueError(
+            f"expected points that float64 can standardise, got values up to {largest:.3g} "
+            "whose variance overflows or underflows; rescale the file"
+        )
     return x
 
 

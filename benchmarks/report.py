@@ -121,8 +121,13 @@ def write(config: Config, outcome: Outcome, start: float, command: str) -> str:
         + (f"{ORACLE_NOTE}\n\n" if config.oracle else "")
     )
     cache.write_bytes(out / "results.md", (header + text).encode())
-    for name, rows in (("noise_floor.csv", outcome.floors), ("losses.csv", outcome.curves)):
-        frame = pd.DataFrame(rows).assign(config=stamp)
+    floors = pd.DataFrame(outcome.floors)
+    # In results.csv's order: a floor read back from the cache has its keys sorted, one just
+    # computed has them in the order computed, and the file must not depend on which.
+    known = [c for c in tables.COLUMNS if c in floors]
+    floors = floors[known + sorted(set(floors) - set(known))]
+    for name, frame in (("noise_floor.csv", floors), ("losses.csv", pd.DataFrame(outcome.curves))):
+        frame = frame.assign(config=stamp)
         cache.write_bytes(out / name, frame.to_csv(index=False).encode())
     sweep = tables.quality_per_nfe(outcome.rows, outcome.floors, config.sweep, config.nfe)
     if config.nfe:

@@ -110,8 +110,9 @@ def run(config: Config) -> Outcome:
         # Progress only: the report (results.csv and the rest) is written as one set at the end.
         tables.write_csv(store.root / "progress.csv", [rows[c] for c in cells if c in rows])
 
+    trainers = {}
     for family in config.families:
-        runs = _trainer(config, the_plan, family, store)
+        runs = trainers[family] = _trainer(config, the_plan, family, store)
         todo = [c for c in cells if c.family == family and c not in rows]
         if todo:
             _family(config, the_plan, family, todo, store, finish, runs())
@@ -119,17 +120,19 @@ def run(config: Config) -> Outcome:
             outcome.steps.extend(steps.rows(config, the_plan, family, store, runs))
         if config.oracle:
             outcome.score_errors.extend(oracle.score_errors(config, the_plan, family, store, runs))
-        if runs.cache_info().currsize:
-            outcome.trained += sum(run.fresh for run in runs().values())
     columns = oracle.columns(config, the_plan, store) if config.oracle else {}
     outcome.rows = [{**rows[c], **columns.get(c, {})} for c in cells]
-    outcome.curves = _curves(config, the_plan, store)
+    outcome.curves = _curves(config, the_plan, store, trainers)
     first = [c for c in cells if c.seed == config.seeds[0] and c.sampler == config.sampler_names[0]]
-    outcome.samples = {
-        (c.family, c.dataset): samples["x"]
-        for c in first
-        if (samples := store.fetch(store.samples(c.samples_stem), cache.read_samples)) is not None
-    }
+    for c in first:  # the samples of the figures
+        samples = store.fetch(store.samples(c.samples_stem), cache.read_samples)
+        if samples is None and rows[c].get("nfe") is not None:  # drawn once, lost since
+            samples = _sample(config, the_plan, c.family, trainers[c.family](), [c], store)[c]
+        if samples is not None and not isinstance(samples, str):
+            outcome.samples[c.family, c.dataset] = samples["x"]
+    for runs in trainers.values():
+        if runs.cache_info().currsize:
+            outcome.trained += sum(run.fresh for run in runs().values())
     return outcome
 
 
@@ -234,14 +237,18 @@ def _noise_floors(config, the_plan: Plan, store, outcome) -> None:
         outcome.notes[dataset] = floor["note"]
 
 
-def _curves(config, the_plan: Plan, store) -> list[dict]:
-    """Loss curves of every run in the cache (long format, for the figure and losses.csv)."""
+def _curves(config, the_plan: Plan, store, trainers) -> list[dict]:
+    """Loss curves of every run (long format, for the figure and losses.csv). A run missing
+    from the cache (removed as damaged) is trained again by its family's ``trainers`` entry:
+    its cells may all be cached, and its curve is in no other piece."""
     rows = []
     for (family, dataset, seed), key in the_plan.run_keys.items():
         path = store.run(family, dataset, seed, key)
-        found = store.fetch(path.with_name(path.name + ".json"), cache.read_run)
+        path = path.with_name(path.name + ".json")
+        found = store.fetch(path, cache.read_run)
         if found is None:
-            continue
+            trainers[family]()  # trains the run's group and writes it to the cache
+            found = cache.read_run(path)
         for i, loss in enumerate(found[1]["curve"]):
             step = min((i + 1) * training.LOG_EVERY, config.steps)
             rows.append(

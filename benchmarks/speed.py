@@ -32,14 +32,21 @@ import optax
 import pandas as pd
 
 import zoo
-from benchmarks.cli import plain
+from benchmarks.cli import at_least, plain
+from benchmarks.limits import INT32_MAX
 from zoo import data, presets, samplers, train
 
 __all__ = ["main", "parser", "sampling_speed", "training_speed", "fused_loop"]
 
 
 def _counts(text: str) -> tuple[int, ...]:
-    return tuple(int(v) for v in text.split(","))
+    """Run counts like ``1,8``: integers >= 1."""
+    try:
+        return tuple(at_least(1)(v) for v in text.split(","))
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected run counts >= 1 like 1,8, got {text!r}"
+        ) from None
 
 
 def fused_loop(model: zoo.Model, x, batch_size: int, optimizer, num_runs: int, steps: int):
@@ -190,20 +197,21 @@ def parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--runs", type=_counts, default=(1, 8), help="run counts (1,8)")
     p.add_argument(
-        "--train-steps", type=int, default=20_000 if on_gpu else 500,
-        help="N: each loop is timed at N and 3N steps (20,000 on a GPU, 500 on a CPU)",
+        "--train-steps", type=at_least(1, INT32_MAX // 3), default=20_000 if on_gpu else 500,
+        help="N: each loop is timed at N and 3N steps (20,000 on a GPU, 500 on a CPU; 3N is "
+        "an int32 count)",
     )  # fmt: skip
     p.add_argument(
         "--family", default="vp", choices=presets.FAMILIES, help="model family sampled (vp)"
     )
     p.add_argument("--no-sampling", action="store_true", help="time the training only")
-    p.add_argument("--sample-steps", type=int, default=1000, help="sampler steps (1000)")
+    p.add_argument("--sample-steps", type=at_least(1), default=1000, help="sampler steps (1000)")
     p.add_argument(
-        "--samples", type=int, default=10_000 if on_gpu else 500,
+        "--samples", type=at_least(1), default=10_000 if on_gpu else 500,
         help="samples per call (10,000 on a GPU, 500 on a CPU)",
     )  # fmt: skip
     p.add_argument(
-        "--repeats", type=int, default=5 if on_gpu else 3,
+        "--repeats", type=at_least(1), default=5 if on_gpu else 3,
         help="interleaved training pairs and timed calls per sampler (5 on a GPU, 3 on a CPU)",
     )  # fmt: skip
     return p

@@ -74,6 +74,30 @@ def test_damaged_cache_pieces_are_named_and_recomputed(finished, tmp_path, capsy
     pd.testing.assert_frame_equal(_results(out), _results(finished))
 
 
+def test_a_damaged_trained_run_is_named_and_trained_again(finished, tmp_path, capsys):
+    out = _copy(finished, tmp_path)
+    run = next((out / "cache" / "runs").rglob("*.npz"))
+    run.write_bytes(run.read_bytes()[:100])  # cut short; every cell of the run is cached
+    assert _run(out) == 0
+    err = capsys.readouterr().err
+    assert err.count("is damaged") == 1 and run.name in err, err
+    assert cache.read_run(run.with_suffix(".json"))  # in place again, whole
+    pd.testing.assert_frame_equal(_results(out), _results(finished))
+    for name in ("losses.csv", "noise_floor.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(out / name), pd.read_csv(finished / name))
+    assert json.loads((out / "summary.json").read_text())["runs_trained"] == 1
+
+
+def test_the_damaged_samples_of_a_figure_are_drawn_again(finished, tmp_path, capsys):
+    out = _copy(finished, tmp_path)
+    first = next((out / "cache" / "samples").rglob("seed0-default-*.npz"))
+    x = cache.read_samples(first)["x"]
+    first.write_bytes(first.read_bytes()[:100])  # its cell is cached: only samples.png reads it
+    assert _run(out) == 0
+    assert capsys.readouterr().err.count("is damaged") == 1
+    np.testing.assert_array_equal(cache.read_samples(first)["x"], x)  # the same draw again
+
+
 def test_pieces_of_other_code_or_other_groups_are_never_shared(monkeypatch):
     settings = {"steps": 100}
     key = cache.digest(settings)
@@ -135,6 +159,16 @@ def test_samples_far_from_the_data_are_marked_diverged():
     assert runner.sample_status(x, reference).startswith("diverged: 1 of 100 samples beyond")
     x[4] = np.nan
     assert runner.sample_status(x, reference) == "diverged: NaN samples (1 of 100)"
+
+
+def test_ctrl_c_while_starting_is_one_line(tmp_path):
+    process = _start(tmp_path / "out")
+    time.sleep(0.5)  # importing JAX and the zoo: about 2 s
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    err = err.decode()
+    assert process.returncode == 130, err
+    assert err.strip() == "zoo-bench: interrupted while starting; nothing was run", err
 
 
 def _start(out):

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import cli, evaluation, nll_split, oracle, profiles
+from benchmarks import cli, evaluation, limits, nll_split, oracle, profiles
 from benchmarks.__main__ import main
 from zoo import data, presets, samplers
 
@@ -134,7 +134,39 @@ def test_the_nll_split_reproduces_the_benchmark_and_sums_to_the_excess(finished)
 def test_the_nll_split_names_a_bad_argument(finished, bad, named, capsys):
     with pytest.raises(SystemExit) as stop:
         nll_split.main([str(finished), *bad])
-    assert stop.value.code == 2 and named in capsys.readouterr().err
+    last = capsys.readouterr().err.splitlines()[-1]  # the usage above names every flag
+    assert stop.value.code == 2 and named in last, last
+
+
+def test_the_nll_split_names_a_damaged_run(finished, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    run = next((out / "cache" / "runs" / "vp" / "nine_gaussians").glob("*.npz"))
+    run.write_bytes(run.read_bytes()[:100])
+    with pytest.raises(SystemExit, match=f"the cached run {run} is damaged"):
+        nll_split.main([str(out), "--families=vp", "--datasets=nine_gaussians"])
+
+
+def test_the_nll_split_refuses_more_points_than_memory_holds(tmp_path, capsys, monkeypatch):
+    (tmp_path / "cache" / "runs").mkdir(parents=True)
+    monkeypatch.setattr(limits, "machine_memory", lambda: 2**30)
+    with pytest.raises(SystemExit) as stop:
+        nll_split.main([str(tmp_path), "--families=vp", "--nll-points=100000000"])
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert stop.value.code == 2 and "--nll-points 100,000,000: would hold at least" in last
+
+
+@pytest.mark.parametrize(
+    "bad, named",
+    [(["--nll-tol=-1"], "--nll-tol"), (["--nll-tol=1"], "--nll-tol"),
+     (["--nll-points=0"], "--nll-points"), (["--nll-points=1.5"], "--nll-points")],
+)  # fmt: skip
+def test_the_nll_split_refuses_settings_that_give_a_wrong_table(tmp_path, bad, named, capsys):
+    (tmp_path / "cache" / "runs").mkdir(parents=True)  # a folder it reads, holding no runs
+    with pytest.raises(SystemExit) as stop:
+        nll_split.main([str(tmp_path), "--families=vp", *bad])
+    last = capsys.readouterr().err.splitlines()[-1]  # the usage above names every flag
+    assert stop.value.code == 2 and f"argument {named}: expected" in last, last
 
 
 class _WrongAboveOne:

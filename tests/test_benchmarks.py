@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import optax
 import pandas as pd
 import pytest
 
-from benchmarks import digits, evaluation, named_samplers, tables, training
+from benchmarks import cli, digits, evaluation, limits, named_samplers, tables, training
 from benchmarks.__main__ import main
 from zoo import data, multistep, nets, presets, samplers
 
@@ -118,9 +119,8 @@ def test_a_changed_config_reuses_nothing(finished, tmp_path):
 
 def test_a_diverging_run_is_reported_not_averaged(finished, tmp_path, monkeypatch):
     toy = presets.toy
-    monkeypatch.setattr(
-        presets, "toy", lambda *a, **k: dataclasses.replace(toy(*a, **k), learning_rate=math.nan)
-    )
+    nan = dict(learning_rate=1.25e-3, optimizer_fn=lambda _: optax.adamw(math.nan))  # a new key
+    monkeypatch.setattr(presets, "toy", lambda *a, **k: dataclasses.replace(toy(*a, **k), **nan))
     out = _copy(finished, tmp_path)
     assert main(_args(out, samplers="default")) == 0
     results = pd.read_csv(out / "results.csv")
@@ -188,6 +188,8 @@ def test_sweep_names_meet_their_budgets():
         (["--samplers", "ode-heun"], "needs a step count"),
         (["--steps", "0"], "expected an integer >= 1"),
         (["--seeds", "0,0"], "distinct seeds"),
+        (["--seeds", f"0,{2**32}"], f"seeds <= 2**32 - 1 = {2**32 - 1}"),  # 2**32 would rerun 0
+        (["--nll-tol", "2"], "expected a tolerance in (0, 1)"),
         (["--nfe", "5,x"], "expected NFE budgets"),
         (["--nfe", "1"], "budgets >= 3"),
         (["--sweep", "ddim,ancestral"], "unknown sweep sampler 'ancestral'"),
@@ -210,6 +212,56 @@ def test_bad_input_is_one_line_and_exit_code_2(args, message, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("zoo-bench: error:") and message in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--train-steps", "-5"],
+        ["--train-steps", str(2**30)],
+        ["--runs", "1,0"],
+        ["--samples", "0"],
+        ["--samples", str(2**31)],
+        ["--repeats", "x"],
+    ],  # fmt: skip
+)
+def test_the_speed_benchmark_names_a_bad_flag_without_a_traceback(args, capsys):
+    from benchmarks import speed
+
+    with pytest.raises(SystemExit) as exit_info:
+        speed.main(args)
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith(f"zoo-bench-speed: error: argument {args[0]}: expected"), last
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--samples", str(10**14)], "--samples: expected an integer <= 2,147,483,647"),
+        (["--steps", str(2**31)], "--steps: expected an integer <= 2,147,483,647"),
+        (["--samples", "100000000"], "--samples 100,000,000: sampling would hold at least"),
+        (["--nll-points", "100000000"], "--nll-points 100,000,000: likelihood would hold"),
+        (["--batch-size", "100000000"], "--batch-size 100,000,000: training would hold"),
+        (["--seeds", ",".join(map(str, range(4000)))], "--seeds 4,000: training would hold"),
+    ],
+)
+def test_what_cannot_fit_in_memory_is_refused_before_it_runs(args, message, monkeypatch):
+    # parse, not main: were the check to let one through, nothing starts to fill the memory
+    monkeypatch.setattr(limits, "machine_memory", lambda: 2**30)
+    with pytest.raises(cli.UsageError) as error:
+        cli.parse(["--families=ddpm", *args])
+    assert message in str(error.value) and "\n" not in str(error.value), error.value
+    if "would hold" in message:
+        assert "more than this machine's 1 GiB of memory; expected at most about" in str(
+            error.value
+        )
+
+
+def test_a_long_run_that_fits_is_not_refused(monkeypatch):
+    monkeypatch.setattr(limits, "machine_memory", lambda: 16 * 2**30)
+    config = cli.parse(["--families=ddpm", "--steps=1000000000", "--samples=1000000"])
+    assert (config.steps, config.num_samples) == (10**9, 10**6)
 
 
 def test_an_unwritable_output_folder_is_one_line_and_exit_code_2(tmp_path, capsys):

@@ -170,6 +170,8 @@ def test_a_tiny_conditional_ddpm_on_digits_draws_the_asked_class():
         (["--dataset", "moons"], "--dataset"),
         (["--channels", "12"], "--channels"),
         (["--p-uncond", "1"], "--p-uncond"),
+        (["--seed", str(2**32)], "--seed"),  # its PRNG key would be seed 0's
+        (["--steps", str(2**31)], "--steps"),  # beyond fit's int32 step counter
     ],
 )
 def test_the_guidance_benchmark_names_a_bad_flag_in_one_line(argv, flag, capsys):

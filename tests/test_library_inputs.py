@@ -1,6 +1,7 @@
 """Bad inputs raise an error naming the argument and what it accepts: never a silent
 truncation, an inf/NaN result, or a failure deep inside JAX."""
 
+import dataclasses
 import functools
 
 import equinox as eqx
@@ -11,7 +12,7 @@ import optax
 import pytest
 
 import zoo
-from zoo import data, samplers, sdes, train
+from zoo import data, presets, samplers, sdes, train
 
 NET = functools.partial(zoo.ScoreNet, width=32, depth=2, embedding_dim=16, dropout=0.0)
 VP = sdes.VP(0.1, 20.0)  # t in [1e-3, 1]
@@ -31,9 +32,13 @@ def _gaussian_score(x, t):
     [
         (dict(steps=2.7), TypeError, "steps must be an integer >= 1, got 2.7"),
         (dict(steps=0), ValueError, "steps must be an integer >= 1, got 0"),
+        (dict(steps=2**31), ValueError, r"steps must be an integer <= 2\*\*31 - 1"),
         (dict(seeds=[0, 0]), ValueError, r"seeds must be distinct .* \[0\] repeated"),
         (dict(seeds=0), TypeError, r"seeds must be a sequence of integers, e.g. \[0, 1, 2\]"),
         (dict(seeds=[0.5]), TypeError, "seeds must be an integer, got 0.5"),
+        # PRNGKey keeps a seed's low 32 bits: these would rerun seeds 0 and 2**32 - 1
+        (dict(seeds=[0, 2**32]), ValueError, r"seeds must be an integer in \[0, 2\*\*32 - 1\]"),
+        (dict(seeds=[-1]), ValueError, r"seeds must be an integer in \[0, 2\*\*32 - 1\]"),
         (dict(log_every=0), ValueError, "log_every must be an integer >= 1, got 0"),
         (dict(batch_size=2.5), TypeError, "batch_size must be an integer >= 1, got 2.5"),
         (dict(optimizer=optax.adamw), TypeError, "optimizer must be an optax.GradientTrans"),
@@ -45,6 +50,21 @@ def test_fit_refuses_bad_arguments(kwargs, error, match):
         train.fit(MODEL, X, **kwargs)
 
 
+@pytest.mark.parametrize("rate", [-1e-3, 0.0, float("nan")])
+def test_a_learning_rate_that_cannot_train_is_refused(rate):
+    message = f"learning_rate must be a finite number > 0, got {rate}"
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(presets.toy("vp"), learning_rate=rate)
+    with pytest.raises(ValueError, match=message):
+        train.default_optimizer(rate)
+
+
+def test_train_set_refuses_a_seed_that_repeats_another():
+    toy = dataclasses.replace(data.nine_gaussians(), train_seed=2**32 + 12345)
+    with pytest.raises(ValueError, match=r"train_seed must be an integer in \[0, 2\*\*32 - 1\]"):
+        toy.train_set(10)
+
+
 @functools.cache
 def _params():
     return MODEL.init(KEY, X[:4])
@@ -54,6 +74,33 @@ def _params():
 def test_score_refuses_a_concrete_time_outside_the_process(t):
     with pytest.raises(ValueError, match=r"t must lie in \[t_min, T\] = \[0.001, 1\]"):
         MODEL.score(_params(), X[:4], t)
+
+
+def test_score_names_the_shapes_it_expects():
+    with pytest.raises(ValueError, match=r"x must have shape \[batch, 2\] .* got \(4, 3\)"):
+        MODEL.score(_params(), np.zeros((4, 3), np.float32), 0.5)
+    with pytest.raises(ValueError, match=r"t must be a scalar or one time per example"):
+        MODEL.score(_params(), X[:4], np.full(3, 0.5))
+
+
+def test_params_of_another_model_are_named_with_the_shape_expected():
+    wider = zoo.transform(zoo.ScoreSDE, sde=VP, net=functools.partial(NET, width=64)).init(
+        KEY, X[:4]
+    )
+    message = r"params\[.*\] has shape \(64,\), this model expects \(32,\): params of another"
+    for call in (
+        lambda: MODEL.score(wider, X[:4], 0.5),
+        lambda: MODEL.loss(wider, KEY, X[:4]),
+        lambda: MODEL.sample(wider, KEY, (4,)),
+    ):
+        with pytest.raises(ValueError, match=message):
+            call()
+
+
+def test_a_traced_time_outside_the_process_fails_when_run():
+    jitted = jax.jit(lambda t: MODEL.score(_params(), X[:4], t))
+    with pytest.raises(Exception, match=r"t must lie in \[t_min, T\] = \[0.001, 1\]"):
+        jax.block_until_ready(jitted(50.0))
 
 
 def test_score_still_takes_traced_times():

@@ -31,6 +31,16 @@ def test_a_normal_learning_rate_does_not_warn():
     assert not train.diverged(curve, state).any()
 
 
+def test_data_beyond_float32_is_named_not_taken_for_divergence():
+    with pytest.raises(ValueError, match=r"data has values up to \S+e\+300, beyond the range"):
+        train.fit(MODEL, X.astype(np.float64) * 1e300, **FIT)
+
+
+def test_a_divergence_on_data_far_from_unit_scale_blames_the_scale():
+    with pytest.warns(train.DivergenceWarning, match=r"largest \|x\| is \S+e\+30: .* standardise"):
+        train.fit(MODEL, X * 1e30, **FIT)
+
+
 def test_the_rule():
     assert not train.diverged([[1.0, 0.6, 0.5, 0.55]]).any()  # noise, not divergence
     assert train.diverged([[1.0, 0.5, np.nan]]).all()  # not finite

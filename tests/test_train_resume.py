@@ -125,3 +125,23 @@ def test_positional_arguments_of_a_partial_net_round_trip(tmp_path):
     shapes = jax.eval_shape(rebuilt.init, jax.random.PRNGKey(0), X[:4])
     expected = jax.eval_shape(model.init, jax.random.PRNGKey(0), X[:4])
     assert jax.tree_util.tree_map(np.shape, shapes) == jax.tree_util.tree_map(np.shape, expected)
+
+
+def _saved(tmp_path):
+    """A checkpoint of freshly initialised parameters (no training needed to damage one)."""
+    params = MODEL.init(jax.random.PRNGKey(0), X[:4])
+    key = jax.random.PRNGKey(1)
+    state = train.TrainState(params, params, None, key, np.asarray(0))
+    train.save(tmp_path / "run", state, MODEL)
+    return tmp_path / "run"
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".json"])
+def test_a_damaged_checkpoint_is_named_by_its_path(tmp_path, suffix):
+    path = _saved(tmp_path)
+    damaged = path.with_name(path.name + suffix)
+    damaged.write_bytes(damaged.read_bytes()[:50])  # cut short
+    load = train.load if suffix == ".npz" else train.load_model
+    with pytest.raises(ValueError, match=f"{damaged} is not a whole checkpoint") as error:
+        load(path)
+    assert type(error.value.__cause__).__name__ in ("BadZipFile", "JSONDecodeError")

@@ -184,8 +184,12 @@ def _one_line_error(argv, capsys) -> str:
             "NaN or inf in 1 of 200",
         ),
         ("few.npy", np.zeros((50, 2)), f"at least {points.MIN_POINTS} points, got 50"),
+        # finite in float64, but standardising it overflows: not a model that diverged
+        ("huge.npy", np.arange(400.0).reshape(200, 2) * 1e300, "variance overflows"),
         ("words.csv", "x,y\n1,a\n", "cannot read N x d numbers"),
         ("moons.npy", np.zeros((200, 2)), "stem 'moons' names a built-in dataset"),
+        # a dataset name with a comma: config.toml's rerun would read two datasets
+        ("my,data.npy", np.zeros((200, 2)), "expected a stem without commas"),
     ],
 )
 def test_a_bad_data_file_is_one_line_naming_data(name, content, message, tmp_path, capsys):
@@ -196,6 +200,13 @@ def test_a_bad_data_file_is_one_line_naming_data(name, content, message, tmp_pat
         np.save(path, content)
     err = _one_line_error([f"--data={path}"], capsys)
     assert "--data" in err and message in err
+
+
+def test_config_toml_of_user_points_runs_again(tmp_path):
+    data = _points(tmp_path / "my data.npy")
+    config = cli.parse([f"--data={data}", "--families=vp", "--seeds=0"])
+    path = config_file.write(config, tmp_path)
+    assert cli.parse([f"--config={path}"]) == dataclasses.replace(config, out=str(tmp_path))
 
 
 def test_a_csv_with_a_header_reads_as_points(tmp_path):
@@ -218,6 +229,45 @@ def test_a_csv_with_a_header_reads_as_points(tmp_path):
 def test_a_bad_net_spec_is_one_line_naming_net(spec, message, capsys):
     err = _one_line_error([f"--net={spec}"], capsys)
     assert "--net" in err and message in err
+
+
+@pytest.mark.parametrize(
+    "factory, message, cause",
+    [
+        ("raising_factory", "factory() raised RuntimeError: no weights file here", "RuntimeError"),
+        ("none_factory", "factory() returned None; expected a module or function", None),
+        ("needs_width_factory", "factory() cannot be called without arguments", None),
+        ("raising_net_factory", "net(x, t, is_training) raised KeyError", "KeyError"),
+        ("wrong_shape_factory", r"maps x of shape (2, 2) to (2, 3); expected an array", None),
+    ],
+)
+def test_a_net_that_breaks_the_contract_is_one_message_naming_it(factory, message, cause, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([f"--net=tests.user_net:{factory}", "--datasets=moons"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    first, *below = err.splitlines()
+    assert first.startswith(f"zoo-bench: error: --net: tests.user_net:{factory}: "), err
+    assert message in first, err
+    assert "haiku" not in err and "jax" not in err  # no frame from deep inside
+    if cause is None:
+        assert not below, err
+    else:  # the user's own exception, with the frame of their file that raised it
+        assert below[-1].startswith(cause) and "user_net.py" in err, err
+
+
+def test_a_net_module_that_fails_to_import_is_named_with_its_error(tmp_path, monkeypatch, capsys):
+    (tmp_path / "broken_net.py").write_text("import math\n\nmath.sqrt(-1)\n")
+    monkeypatch.syspath_prepend(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--net=broken_net:factory"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    first = err.splitlines()[0]
+    assert first.startswith("zoo-bench: error: --net: cannot import module 'broken_net'"), err
+    assert "it raised ValueError: math domain error" in first
+    assert err.splitlines()[-1] == "ValueError: math domain error"
+    assert 'broken_net.py", line 3' in err and "importlib" not in err
 
 
 def test_a_bad_config_file_is_one_line_naming_config(tmp_path, capsys):

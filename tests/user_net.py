@@ -30,3 +30,25 @@ def wrong_shape_factory():
 
 
 NOT_A_FACTORY = 3
+
+
+# Factories that break the contract, each named in one line by ``zoo-bench --net``.
+
+
+def raising_factory():
+    raise RuntimeError("no weights file here")
+
+
+def none_factory():
+    return None
+
+
+def needs_width_factory(width):
+    return UserMLP(width)
+
+
+def raising_net_factory():
+    def net(x, t, is_training=False):
+        raise KeyError("time_embedding")
+
+    return net

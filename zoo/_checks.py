@@ -30,6 +30,23 @@ def check_integer(value, name: str, minimum: int | None = 1) -> int:
     return int(value)
 
 
+#: the largest seed: ``jax.random.PRNGKey`` keeps a seed's low 32 bits (without x64), so
+#: ``2**32 + s`` and ``s - 2**32`` give the key of ``s``
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(value, name: str) -> int:
+    """``value`` as an ``int`` seed in ``[0, MAX_SEED]``: a larger or negative seed would give
+    the same key as another seed, so two runs said to differ would be the same run."""
+    seed = check_integer(value, name, minimum=None)
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(
+            f"{name} must be an integer in [0, 2**32 - 1] (a PRNG key holds 32 bits of a seed, "
+            f"so others repeat a seed in that range), got {seed}"
+        )
+    return seed
+
+
 def check_solution(sol: diffrax.Solution, y, *, who: str, max_steps: int):
     """``y``, once ``sol`` (from ``diffeqsolve(..., throw=False)``) is known to have reached its
     end time; else an error, also under ``jit`` (``eqx.error_if``), that names ``max_steps``

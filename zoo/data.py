@@ -64,7 +64,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from zoo import images
-from zoo._checks import check_shape, is_concrete
+from zoo._checks import check_seed, check_shape, is_concrete
 
 if TYPE_CHECKING:  # distrax and scipy are imported where used: `import zoo.data` stays light
     import distrax
@@ -164,7 +164,8 @@ class Toy(abc.ABC):
 
     def train_set(self, n: int = 10_000) -> jax.Array:
         """The training set: ``n`` points drawn with ``PRNGKey(train_seed)``, ``[n, 2]``."""
-        return self.sample(jax.random.PRNGKey(self.train_seed), (_check_n(n),))
+        key = jax.random.PRNGKey(check_seed(self.train_seed, "train_seed"))
+        return self.sample(key, (_check_n(n),))
 
     def log_prob(self, x: jax.Array) -> jax.Array:
         """Log density of one point ``[2]`` or a batch ``[..., 2]``; returns ``x.shape[:-1]``."""

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zoo._checks import check_shape
+from zoo._checks import check_seed, check_shape
 
 __all__ = ["DIGITS_LEVELS", "NAMES", "Digits", "digits", "from_grey_levels", "get"]
 
@@ -114,7 +114,7 @@ class Digits:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n must be a positive int (the number of training images), got {n!r}")
         values = train[np.arange(n) % len(train)]
-        return self._to_unit(values, jax.random.PRNGKey(self.train_seed))
+        return self._to_unit(values, jax.random.PRNGKey(check_seed(self.train_seed, "train_seed")))
 
     def train_labels(self, n: int | None = None) -> np.ndarray:
         """The digit classes ``[n]`` of :meth:`train_set`'s ``n`` images, in its order: what

@@ -36,6 +36,7 @@ in ``score`` and ``sample`` (classifier-free guidance, :mod:`zoo.guidance`)::
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -259,8 +260,16 @@ class DiffusionModel(hk.Module):
         """:math:`s_\\theta(x, t) \\approx \\nabla_x \\log p_t(x)` for a batch ``x`` and a
         scalar or per-example ``t``; for a conditional model with ``labels``, the guided
         score :math:`(1 + w) s(x, t, c) - w s(x, t, \\varnothing)`, ``w = guidance``."""
+        x = jnp.asarray(x)
+        self._check_batch(x, "x")  # else the network's first layer fails, inside Haiku
+        t = jnp.asarray(t, jnp.float32)
+        if t.shape not in ((), x.shape[:1]):
+            raise ValueError(
+                f"t must be a scalar or one time per example, shape {x.shape[:1]}, got shape "
+                f"{t.shape}"
+            )
         params = self._params()
-        t = jnp.broadcast_to(jnp.asarray(t, jnp.float32), x.shape[:1])
+        t = jnp.broadcast_to(t, x.shape[:1])
         return self._score_fn(params, labels, guidance, x.shape[0])(x, t)
 
     def sample(
@@ -390,6 +399,25 @@ def _check_data(x, name="x"):
     return x
 
 
+def _check_params(params, expected) -> None:
+    """``ValueError`` naming the first parameter of ``params`` missing, extra or of another
+    shape than in ``expected`` (a model's ``init`` traced)."""
+    path = jax.tree_util.keystr
+    given = {path(k): np.shape(v) for k, v in jax.tree_util.tree_leaves_with_path(params)}
+    wanted = {path(k): v.shape for k, v in jax.tree_util.tree_leaves_with_path(expected)}
+    hint = "params of another model or config? (this model's are from its init)"
+    for name, shape in wanted.items():
+        if name not in given:
+            raise ValueError(f"params has no {name} (shape {shape}): {hint}")
+        if given[name] != shape:
+            raise ValueError(
+                f"params{name} has shape {given[name]}, this model expects {shape}: {hint}"
+            )
+    extra = sorted(set(given) - set(wanted))
+    if extra:
+        raise ValueError(f"params has {extra[0]}, which this model has not: {hint}")
+
+
 def transform(family: type[DiffusionModel], **config: Any) -> Model:
     """Turn a model family and its configuration into pure, jitted functions.
 
@@ -417,8 +445,30 @@ def transform(family: type[DiffusionModel], **config: Any) -> Model:
     def sample_jit(params, key, sample_shape, sampler, labels, guidance):
         return sample_apply(params, key, sample_shape, sampler, labels, guidance)
 
+    def time_inside(t):
+        """``t``, failing when run (``eqx.error_if``) if outside ``[t_min, T]``: the check of
+        ``sde.check_time`` for a ``t`` traced under a caller's ``jit``."""
+        tol = 1e-6 * max(1.0, sde.T)
+        bad = (t < sde.t_min - tol) | (t > sde.T + tol) | ~jnp.isfinite(t)
+        return eqx.error_if(
+            t,
+            jnp.any(bad),
+            f"t must lie in [t_min, T] = [{sde.t_min:g}, {sde.T:g}] for {type(sde).__name__} "
+            "(a traced t, checked when the score is computed)",
+        )
+
     score_jit = jax.jit(lambda params, x, t, labels, guidance: score_apply(
-        params, None, x, t, labels, guidance))  # fmt: skip
+        params, None, x, time_inside(t), labels, guidance))  # fmt: skip
+
+    @functools.cache
+    def expected_params():
+        key = jax.ShapeDtypeStruct((2,), jnp.uint32)
+        return jax.eval_shape(pure.init, key, jax.ShapeDtypeStruct((1, *event_shape), jnp.float32))
+
+    def check_params(params):
+        # Params of another model or config would fail inside Haiku, naming neither.
+        _check_params(params, expected_params())
+        return params
 
     def init(key, x):
         return init_jit(key, _check_data(x))
@@ -432,11 +482,12 @@ def transform(family: type[DiffusionModel], **config: Any) -> Model:
         return labels
 
     def loss(params, key, x, labels=None):
-        return loss_jit(params, key, _check_data(x), check_labels(labels))
+        return loss_jit(check_params(params), key, _check_data(x), check_labels(labels))
 
     def score(params, x, t, labels=None, guidance=None):
         sde.check_time(t)  # a concrete t outside [t_min, T] would give inf or NaN scores
-        return score_jit(params, x, t, check_labels(labels), _as_guidance(guidance))
+        guidance = _as_guidance(guidance)
+        return score_jit(check_params(params), x, t, check_labels(labels), guidance)
 
     def sample(params, key, sample_shape, sampler=None, labels=None, guidance=None):
         if sampler is not None and not isinstance(sampler, samplers_lib.Sampler):
@@ -445,6 +496,7 @@ def transform(family: type[DiffusionModel], **config: Any) -> Model:
                 f"got {sampler!r}"
             )
         labels, guidance = check_labels(labels), _as_guidance(guidance)
+        params = check_params(params)
         return sample_jit(params, key, tuple(sample_shape), sampler, labels, guidance)
 
     return Model(

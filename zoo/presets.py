@@ -30,6 +30,7 @@ import optax
 
 from zoo import data as data_lib
 from zoo import images, models, samplers, sdes
+from zoo._checks import check_positive
 from zoo.models import Model, transform
 from zoo.nets import ScoreNet, UNet
 
@@ -196,6 +197,10 @@ class Preset:
     sampler: samplers.Sampler
     # Optional: an optax optimizer factory of the learning rate (default None: adamw).
     optimizer_fn: Callable[[float], optax.GradientTransformation] | None = None
+
+    def __post_init__(self):
+        # A negative rate climbs the loss, zero never moves: both train "fine" and say nothing.
+        check_positive(self.learning_rate, "learning_rate")
 
     def optimizer(self) -> optax.GradientTransformation:
         if self.optimizer_fn is not None:

@@ -41,10 +41,11 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from zoo._checks import check_integer
+from zoo._checks import MAX_SEED, check_integer, check_positive, check_seed
 from zoo.models import Model, transform
 
 __all__ = [
+    "MAX_SEED",
     "TrainState",
     "SavedOptState",
     "DivergenceWarning",
@@ -83,7 +84,7 @@ class DivergenceWarning(RuntimeWarning):
 
 def default_optimizer(learning_rate: float = 1e-3) -> optax.GradientTransformation:
     """The case study's ``adamw(1e-3)`` with optax's default weight decay."""
-    return optax.adamw(learning_rate)
+    return optax.adamw(check_positive(learning_rate, "learning_rate"))
 
 
 def _ema_decay(steps_done, decay, every: int = 1):
@@ -108,7 +109,7 @@ def _as_datasets(data, num_train: int, event_ndim: int) -> np.ndarray:
         if hasattr(item, "train_set"):
             arrays.append(np.asarray(item.train_set(num_train)))
         else:
-            arr = np.asarray(item, dtype=np.float32)
+            arr = _as_float32(item)
             is_stack = arr.ndim == event_ndim + 2 and not isinstance(data, (list, tuple))
             arrays.extend(arr if is_stack else [arr])
     shapes = {a.shape for a in arrays}
@@ -122,6 +123,27 @@ def _as_datasets(data, num_train: int, event_ndim: int) -> np.ndarray:
     if not np.all(np.isfinite(stacked)):
         raise ValueError("data contains NaN or inf values")
     return stacked
+
+
+def _as_float32(item) -> np.ndarray:
+    """``item`` as float32; ``ValueError`` if it holds finite values beyond float32's range,
+    which the cast would make inf (named here, not taken for a diverging model)."""
+    raw = np.asarray(item)
+    if raw.dtype.kind == "f" and raw.dtype.itemsize > 4:
+        finite = np.abs(raw[np.isfinite(raw)])
+        largest = float(finite.max()) if finite.size else 0.0
+        if largest > np.finfo(np.float32).max:
+            raise ValueError(
+                f"data has values up to {largest:.3g}, beyond the range of float32 "
+                f"(+-{np.finfo(np.float32).max:.3g}) that the model computes in; rescale it "
+                "(the processes assume data of about unit scale)"
+            )
+    return np.asarray(raw, dtype=np.float32)
+
+
+#: the largest |x| of data that a divergence warning does not blame: the processes and the
+#: presets' learning rates assume data of about unit scale
+UNIT_SCALE = 1e3
 
 
 def _as_labels(labels, data, datasets: np.ndarray, model: Model, num_train: int):
@@ -169,10 +191,13 @@ def _run_sharding(num_runs: int):
     return NamedSharding(Mesh(np.asarray(devices), ("runs",)), PartitionSpec("runs"))
 
 
+_MAX_STEPS = 2**31 - 1
+
+
 def _as_seeds(seeds) -> list[int]:
     if isinstance(seeds, (str, bytes, numbers.Number)) or not hasattr(seeds, "__iter__"):
         raise TypeError(f"seeds must be a sequence of integers, e.g. [0, 1, 2], got {seeds!r}")
-    seeds = [check_integer(s, "seeds", minimum=None) for s in seeds]
+    seeds = [check_seed(s, "seeds") for s in seeds]
     if not seeds:
         raise ValueError("seeds must name at least one seed")
     repeated = sorted({s for s in seeds if seeds.count(s) > 1})
@@ -249,6 +274,8 @@ def fit(
     if not isinstance(model, Model):
         raise TypeError(f"model must be a zoo.Model from zoo.transform, got {model!r}")
     steps = check_integer(steps, "steps")
+    if steps > _MAX_STEPS:  # the step counter (and the EMA warm-up read from it) is int32
+        raise ValueError(f"steps must be an integer <= 2**31 - 1 (an int32 count), got {steps}")
     batch_size = check_integer(batch_size, "batch_size")
     log_every = check_integer(log_every, "log_every")
     num_train = check_integer(num_train, "num_train")
@@ -360,9 +387,16 @@ def fit(
         runs = ", ".join(
             f"run {r} (dataset {r // len(seeds)}, seed {seeds[r % len(seeds)]})" for r in bad[:5]
         )
+        largest = float(np.max(np.abs(datasets)))
+        advice = (
+            f"the data's largest |x| is {largest:.3g}: the processes assume data of about unit "
+            "scale, so standardise it"
+            if largest > UNIT_SCALE
+            else "lower the learning rate"
+        )
         warnings.warn(
             f"fit: {len(bad)} of {num_runs} runs diverged: {runs}{', ...' if len(bad) > 5 else ''}"
-            " (loss not finite or blown up, see zoo.train.diverged); lower the learning rate",
+            f" (loss not finite or blown up, see zoo.train.diverged); {advice}",
             DivergenceWarning,
             stacklevel=2,
         )
@@ -648,33 +682,54 @@ def load(path: str | os.PathLike) -> TrainState:
     ``opt_state`` is a :class:`SavedOptState` (the leaves; :func:`fit` rebuilds the structure
     from its optimizer), or ``None`` for a checkpoint written without one."""
     path = os.fspath(path)
-    with np.load(path + ".npz") as f:
-        flat = dict(f)
-    opt_state = None
-    if "opt_state_leaves" in flat:
-        count = int(flat["opt_state_leaves"])
-        opt_state = SavedOptState(
-            tuple(jnp.asarray(flat[f"opt_state{_SEP}{i}"]) for i in range(count))
+    try:
+        with np.load(path + ".npz") as f:
+            flat = dict(f)
+        opt_state = None
+        if "opt_state_leaves" in flat:
+            count = int(flat["opt_state_leaves"])
+            opt_state = SavedOptState(
+                tuple(jnp.asarray(flat[f"opt_state{_SEP}{i}"]) for i in range(count))
+            )
+        return TrainState(
+            params=_unflatten_dict(flat, "params"),
+            ema_params=_unflatten_dict(flat, "ema_params"),
+            opt_state=opt_state,
+            key=jnp.asarray(flat["key"]),
+            step=jnp.asarray(flat["step"]),
         )
-    return TrainState(
-        params=_unflatten_dict(flat, "params"),
-        ema_params=_unflatten_dict(flat, "ema_params"),
-        opt_state=opt_state,
-        key=jnp.asarray(flat["key"]),
-        step=jnp.asarray(flat["step"]),
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # whatever a damaged .npz raises (BadZipFile, EOFError, KeyError)
+        raise ValueError(_damaged(path + ".npz", e)) from e
+
+
+def _damaged(path: str, error: Exception) -> str:
+    """The message for a checkpoint file that cannot be read: its path and why."""
+    return (
+        f"{path} is not a whole checkpoint written by zoo.train.save (cut short or edited?): "
+        f"{type(error).__name__}: {error}"
     )
 
 
 def load_model(path: str | os.PathLike) -> Model:
     """Rebuild the :class:`zoo.Model` a checkpoint was saved with."""
-    with open(os.fspath(path) + ".json") as f:
-        config = json.load(f)
-    if "family" not in config:
-        raise ValueError(f"{path}.json holds no model config (save was called without model=)")
-    config_kwargs = {k: _decode(v) for k, v in config["config"].items()}
+    where = os.fspath(path) + ".json"
+    try:
+        with open(where) as f:
+            config = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(_damaged(where, e)) from e
+    if not isinstance(config, dict) or "family" not in config:
+        raise ValueError(f"{where} holds no model config (save was called without model=)")
+    try:
+        config_kwargs = {k: _decode(v) for k, v in config["config"].items()}
+        family = _decode(config["family"])
+    except (KeyError, TypeError, AttributeError, ImportError, ValueError) as e:
+        raise ValueError(_damaged(where, e)) from e
     if "event_shape" in config_kwargs:
         config_kwargs["event_shape"] = tuple(config_kwargs["event_shape"])
-    return transform(_decode(config["family"]), **config_kwargs)
+    return transform(family, **config_kwargs)
 
 
 def num_parameters(params) -> int:
