@@ -118,21 +118,27 @@ def test_ipndm_is_adams_bashforth_of_order_four_on_a_uniform_noise_grid():
     assert abs(slope(spacings, errors) - 5) < 0.4, errors
 
 
-@pytest.mark.parametrize("name", ["vp", "ve", "ddpm", "ncsn"])
+GLOBAL = {
+    "dpm++1": (lambda n: multistep.DPMSolverPP(n, order=1), 1),
+    "dpm++2m": (lambda n: multistep.DPMSolverPP(n, order=2), 2),
+    "unipc1": (lambda n: multistep.UniPC(n, order=1), 2),
+    "unipc2": (lambda n: multistep.UniPC(n, order=2), 3),
+}
+
+
+# DPM-Solver++(2M) on every process (each on its default grid), the others on one of each kind.
 @pytest.mark.parametrize(
-    "make, order",
+    "method, name",
     [
-        (lambda n: multistep.DPMSolverPP(n, order=1, denoise=False), 1),
-        (lambda n: multistep.DPMSolverPP(n, order=2, denoise=False), 2),
-        (lambda n: multistep.UniPC(n, order=1, denoise=False), 2),
-        (lambda n: multistep.UniPC(n, order=2, denoise=False), 3),
+        *(("dpm++2m", p) for p in PROCESSES),
+        *((m, p) for m in GLOBAL if m != "dpm++2m" for p in ("vp", "ncsn")),
     ],
-    ids=["dpm++1", "dpm++2m", "unipc1", "unipc2"],
 )
-def test_global_error_falls_at_the_declared_order(make, order, name):
-    """Over the whole path (every process, the discrete ones through their interpolated
-    marginals), DDIM-like order 1, DPM-Solver++(2M) order 2, and UniPC's corrector one order
-    above its predictor."""
+def test_global_error_falls_at_the_declared_order(method, name):
+    """Over the whole path (the discrete processes through their interpolated marginals),
+    DDIM-like order 1, DPM-Solver++(2M) order 2, and UniPC's corrector one order above its
+    predictor."""
+    make, order = GLOBAL[method]
     steps = (20, 40, 80)
     errors = global_errors(make, PROCESSES[name], steps)
     assert abs(-slope(steps, errors) - order) < 0.4, errors
