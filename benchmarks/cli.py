@@ -132,6 +132,10 @@ def _budgets(text: str) -> tuple[int, ...]:
         ) from None
     if min(budgets) < 3:
         raise argparse.ArgumentTypeError(f"expected NFE budgets >= 3, got {text!r}")
+    if max(budgets) > limits.INT32_MAX:
+        raise argparse.ArgumentTypeError(
+            f"expected NFE budgets <= {limits.INT32_MAX:,} (a 32-bit count), got {max(budgets):,}"
+        )
     return budgets
 
 

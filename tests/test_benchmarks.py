@@ -192,6 +192,7 @@ def test_sweep_names_meet_their_budgets():
         (["--nll-tol", "2"], "expected a tolerance in (0, 1)"),
         (["--nfe", "5,x"], "expected NFE budgets"),
         (["--nfe", "1"], "budgets >= 3"),
+        (["--nfe", f"5,{2**31}"], "budgets <= 2,147,483,647"),
         (["--sweep", "ddim,ancestral"], "unknown sweep sampler 'ancestral'"),
         (["--samplers", "unipc-10[order=9]"], "order must be 1, 2 or 3 for UniPC"),
         (["--samplers", "dpm-10[grid=uniform]"], "grid must be one of"),

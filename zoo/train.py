@@ -231,7 +231,9 @@ def fit(
     ``data``: a toy distribution (its ``train_set(num_train)`` is used), an array
     ``[N, *event]``, or a stack ``[D, N, *event]`` / list of datasets of one shape. Run
     ``r`` trains on dataset ``r // len(seeds)`` with seed ``seeds[r % len(seeds)]`` (distinct
-    integers). Each step draws a minibatch uniformly from its training set.
+    integers in ``[0, MAX_SEED]``: ``PRNGKey`` keeps 32 bits of a seed). Each step draws a
+    minibatch uniformly from its training set; ``steps`` is at most ``2**31 - 1`` (an int32
+    step counter).
 
     ``labels``: for a class-conditional model (``num_classes`` set), the integer class of
     each example, ``[N]`` (or ``[D, N]`` for a stack); ``None`` reads them from a dataset with
