@@ -168,6 +168,12 @@ def test_a_sampler_name_carries_its_options_to_the_sampler():
     assert named_samplers.sweep(("unipc[order=3]",), (5,)) == ("unipc-5[order=3]",)
 
 
+def test_a_sampler_name_has_the_step_bound_of_every_count():
+    from benchmarks import limits
+
+    assert named_samplers.MAX_STEPS == limits.INT32_MAX
+
+
 def test_sweep_names_meet_their_budgets():
     assert named_samplers.sweep(("ddim", "edm"), (5, 20)) == (
         "ddim-5",
@@ -195,6 +201,7 @@ def test_sweep_names_meet_their_budgets():
         (["--nfe", f"5,{2**31}"], "budgets <= 2,147,483,647"),
         (["--sweep", "ddim,ancestral"], "unknown sweep sampler 'ancestral'"),
         (["--samplers", "unipc-10[order=9]"], "order must be 1, 2 or 3 for UniPC"),
+        (["--samplers", "ddim-99999999999"], "step count must lie in [2, 2,147,483,647]"),
         (["--samplers", "dpm-10[grid=uniform]"], "grid must be one of"),
         (["--samplers", "ddim-20[speed=2]"], "option one of eta, grid, end, rho, denoise"),
         (["--samplers", "ddim-20[eta=x]"], "option eta of ddim is a float"),
