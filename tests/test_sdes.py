@@ -83,6 +83,27 @@ def test_ddpm_levels_are_the_cumulative_products():
     np.testing.assert_allclose(sigma**2, 1 - alpha_bar, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "levels",
+    [sdes.ddpm_linear(1e-3, 0.2, 100), sdes.ncsn_geometric(10.0, 0.01, 50)],
+    ids=["ddpm", "ncsn"],
+)
+def test_levels_are_interpolated_linearly_without_a_loop(levels):
+    # log alpha and log sigma are linear between neighbouring levels: a midpoint is the mean
+    times = np.asarray(levels.level_times, np.float64)
+    mid = jnp.asarray((times[:-1] + times[1:]) / 2, jnp.float32)
+    log_var = lambda t: np.log(np.asarray(levels.variance(t), np.float64))
+    ends = [np.asarray(levels.log_alpha(t)) for t in (times[:-1], times[1:])]
+    np.testing.assert_allclose(levels.log_alpha(mid), (ends[0] + ends[1]) / 2, atol=1e-6)
+    if isinstance(levels, sdes.NCSNSchedule):
+        np.testing.assert_allclose(
+            log_var(mid), (log_var(times[:-1]) + log_var(times[1:])) / 2, rtol=1e-5
+        )
+    # No search loop: XLA's GPU compiler failed on jnp.interp's searchsorted inside a scan.
+    hlo = jax.jit(levels.variance).lower(jnp.float32(0.5)).as_text(dialect="hlo")
+    assert " while(" not in hlo
+
+
 def test_geometric_ncsn_levels_are_the_ve_sde():
     ncsn, ve = sdes.ncsn_geometric(10.0, 0.01, 50), sdes.VE(0.01, 10.0, t_min=0.0)
     t = jnp.linspace(0.0, 1.0, 37)

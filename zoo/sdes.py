@@ -233,6 +233,18 @@ class SDE(abc.ABC):
         return self.time_at_log_snr(jax.random.uniform(key, shape, minval=low, maxval=high))
 
 
+def _interp_levels(u, values):
+    """Piecewise-linear interpolation of ``values`` given at ``u = 0, 1, ..., n - 1``, constant
+    beyond the ends (``jnp.interp`` on ``jnp.arange(n)``). Indexing the two neighbours
+    directly needs no search: ``jnp.interp``'s searchsorted is a ``while`` loop that XLA's GPU
+    compiler (jaxlib 0.11.2, H200) fails to compile inside a sampler's ``scan``."""
+    values = jnp.asarray(values)
+    u = jnp.clip(u, 0.0, values.shape[0] - 1.0)
+    i = jnp.clip(jnp.floor(u).astype(jnp.int32), 0, values.shape[0] - 2)
+    w = u - i
+    return (1.0 - w) * values[i] + w * values[i + 1]
+
+
 def _derivative(fn, t):
     t = jnp.asarray(t, dtype=jnp.result_type(float))
     return jax.jvp(fn, (t,), (jnp.ones_like(t),))[1]
@@ -419,9 +431,7 @@ class DDPMSchedule(_Levels):
     def log_alpha(self, t):
         n = len(self.betas)
         log_alpha_bar = np.concatenate([[0.0], np.cumsum(np.log1p(-np.asarray(self.betas)))])
-        return 0.5 * jnp.interp(
-            t * (n / self.T), jnp.arange(n + 1.0), jnp.asarray(log_alpha_bar, jnp.float32)
-        )
+        return 0.5 * _interp_levels(t * (n / self.T), jnp.asarray(log_alpha_bar, jnp.float32))
 
     def variance(self, t):
         return -jnp.expm1(2.0 * self.log_alpha(t))
@@ -462,7 +472,7 @@ class NCSNSchedule(_Levels):
     def variance(self, t):
         n = len(self.sigmas)
         log_sigmas = jnp.asarray(np.log(self.sigmas[::-1]), jnp.float32)  # increasing in t
-        return jnp.exp(2.0 * jnp.interp(t * ((n - 1) / self.T), jnp.arange(float(n)), log_sigmas))
+        return jnp.exp(2.0 * _interp_levels(t * ((n - 1) / self.T), log_sigmas))
 
 
 def ddpm_linear(
