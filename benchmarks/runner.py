@@ -203,7 +203,14 @@ def _sample(config, the_plan: Plan, family, runs, cells, store) -> dict:
         if where not in compiled:
             model = the_plan.presets[family][cell.dataset].model
             draw = lambda p, k, s=cell.resolved, m=model: m.sample(p, k, (config.num_samples,), s)
-            compiled[where] = jax.jit(draw).lower(params, key).compile()
+            try:
+                compiled[where] = jax.jit(draw).lower(params, key).compile()
+            except jax.errors.JaxRuntimeError as e:
+                # A compiler's fault names this sampler's rows; the other samplers still run.
+                compiled[where] = failure(e)
+        if isinstance(compiled[where], str):
+            found[cell] = compiled[where]
+            continue
         start = time.perf_counter()
         try:
             out = jax.block_until_ready(compiled[where](params, key))

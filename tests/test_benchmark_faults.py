@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 import pandas as pd
 import pytest
@@ -211,3 +212,17 @@ def test_an_interrupted_run_resumes_to_the_same_results(finished, tmp_path, stop
     assert not (out / "summary.json").exists()
     assert _run(out) == 0
     pd.testing.assert_frame_equal(_results(out), _results(finished))
+
+
+def test_a_sampler_the_compiler_fails_on_is_a_failed_row(finished, tmp_path, monkeypatch):
+    # XLA's GPU compiler once failed on a sampler that compiled on the CPU: that sampler's rows
+    # must say so, not end the whole run in a traceback.
+    def refuse(self, *args, **kwargs):
+        raise jax.errors.JaxRuntimeError("FAILED_PRECONDITION: injected compiler fault")
+
+    monkeypatch.setattr(jax.stages.Lowered, "compile", refuse)
+    out = _copy(finished, tmp_path)  # trained and scored: only the new sampler compiles
+    assert _run(out, "--samplers=ddim-7") == 0
+    results = pd.read_csv(out / "results.csv")
+    assert results.status[0] == "failed: FAILED_PRECONDITION: injected compiler fault"
+    assert results[["sliced_w2", "energy"]].isna().all().all()
