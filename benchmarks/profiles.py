@@ -132,22 +132,19 @@ PROFILES = {
         nll_tol=1e-5,
         out="results/full",
     ),
-    # `make bench-gpu` (benchmarks/bench_gpu.py): every family, dataset and seed within 8
-    # minutes on one H100/H200, compile included, with the speed benchmark. A guess until the
-    # first GPU run: compiling, not computing, should set the time. On this project's 2-core
-    # CPU one sampler compiles in ~2.2 s of CPU; at ~2 s each on a GPU's host, a family's 16
-    # samplers (five sweep kinds at three budgets and its own), its training and its
-    # likelihood take ~50 s to compile, ~4.5 min for five families (standard's 26 samplers
-    # would take ~6 of the 8 minutes). Training 18 vmapped
-    # runs at the ~100,000 aggregate steps/s of DESIGN.md's H100 loop is ~9 s per family at
-    # 48,000 steps (8x standard's); cells, metrics and floors (W2 on the host, ~0.2 s at
-    # n = 1,000) ~1 min; the speed benchmark ~1.5 min. n, the NLL and the sweep's kinds stay
-    # standard's, so the tables compare with benchmarks/results/cpu-standard.
+    # `make bench-gpu` (benchmarks/bench_gpu.py): every family, dataset and seed at 6x
+    # standard's steps, one family after another until bench_gpu.DEADLINE_S. Measured on an
+    # H200 (2026-12-04) with three budgets (16 samplers): ~150 s a family, 17-33 s of it
+    # training 18 vmapped runs at 48,000 steps, the rest compiling the samplers and the
+    # likelihood (~2 s each on the host), drawing and scoring 288 cells; 5 families did not
+    # fit in 8 minutes. Two budgets (11 samplers) cut what grows with the samplers by a
+    # third. n, the NLL and the sweep's kinds stay standard's, so the tables compare with
+    # benchmarks/results/cpu-standard.
     "gpu": dataclasses.replace(
         STANDARD,
         profile="gpu",
         steps=48_000,
-        nfe=(5, 20, 100),
+        nfe=(5, 20),
         out="results/gpu",
     ),
 }
@@ -156,5 +153,5 @@ PURPOSES = {
     "quick": "a few minutes on a CPU",
     "standard": "the whole comparison in about an hour on a CPU",
     "full": "the case-study budget, for a GPU",
-    "gpu": "the standard comparison at a GPU's budget, within 8 minutes (make bench-gpu)",
+    "gpu": "the standard comparison at a GPU's budget, family by family (make bench-gpu)",
 }

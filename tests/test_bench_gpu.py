@@ -5,6 +5,7 @@ import datetime
 import itertools
 import json
 import math
+import time
 import types
 
 import jax
@@ -119,3 +120,20 @@ def test_a_timed_difference_that_is_not_positive_is_no_speed():
     # infinite steps/s, and medians over the pairs that measured something.
     assert math.isnan(speed._rate(100, -0.01)) and math.isnan(speed._rate(100, 0.0))
     assert speed._median([math.nan, 2.0, 4.0]) == 3.0 and math.isnan(speed._median([math.nan]))
+
+
+@pytest.mark.parametrize("deadline, expected", [(0.0, ("a",)), (1e9, ("a", "b", "c"))])
+def test_families_run_in_order_until_the_deadline_then_one_report(deadline, expected):
+    calls = []
+    bench = lambda flags: calls.append(flags) or 0
+    start = time.perf_counter()
+    assert bench_gpu.compare(bench, ["--x"], ("a", "b", "c"), deadline, start) == expected
+    each = [["--x", f"--families={f}", "--no-figures"] for f in expected]
+    assert calls == [*each, ["--x", f"--families={','.join(expected)}"]]
+
+
+def test_a_failing_family_ends_the_comparison_with_its_status():
+    calls = []
+    bench = lambda flags: calls.append(flags) or (3 if "--families=b" in flags else 0)
+    assert bench_gpu.compare(bench, [], ("a", "b", "c"), 1e9, time.perf_counter()) == 3
+    assert len(calls) == 2
