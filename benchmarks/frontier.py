@@ -24,8 +24,9 @@ budget: judge it on the other data sets.
 
 Writes ``frontier.csv`` (one row per cell and seed), ``frontier.md`` (mean over seeds per
 sampler and NFE, one table per process and data set, the best cell per column in bold, and
-the NFE at which each process first reaches 1.5x the floor with spread within 0.9-1.1) and
-``frontier_<dataset>.png``.
+the worst data set per process, and the NFE at which each process first reaches 1.5x the
+floor with spread within 0.9-1.1) and ``frontier_<dataset>.png``; ``--tables`` writes the
+last two again from ``frontier.csv``.
 """
 
 from __future__ import annotations
@@ -148,6 +149,9 @@ def run(processes, datasets, samplers, budgets, n: int, log=print) -> pd.DataFra
             for budget in budgets:
                 started = time.perf_counter()
                 full, sampler = _resolve(name, budget, sde)
+                if isinstance(sampler, str):  # e.g. more DDIM steps than NCSN has levels
+                    log(f"{process} {full}: skipped: {sampler}")
+                    continue
                 for members in groups.values():
                     size = max(len(toys[d].weights) for d in members)
                     fn = _sampler_fn(sampler, sde, n)
@@ -193,27 +197,51 @@ def passes(ratio: float, spread: float) -> bool:
     return ratio <= PASS_RATIO and (math.isnan(spread) or low <= spread <= high)
 
 
+def _grid(block: pd.DataFrame) -> list[str]:
+    """A markdown table of ``block``: a row per sampler, a column per budget, each cell
+    "ratio / spread" (bold where it :func:`passes`; "-" where the sampler does not apply)."""
+    budgets = sorted(block.budget.unique())
+    lines = ["| sampler | " + " | ".join(f"{b} NFE" for b in budgets) + " |"]
+    lines.append("|:--|" + "--:|" * len(budgets))
+    for sampler, rows in block.groupby("sampler", sort=False):
+        cells = []
+        for b in budgets:
+            if not (rows.budget == b).any():  # a sampler that does not apply at this budget
+                cells.append("-")
+                continue
+            row = rows[rows.budget == b].iloc[0]
+            text = f"{row.ratio:.2f}" + ("" if math.isnan(row.spread) else f" / {row.spread:.2f}")
+            cells.append(f"**{text}**" if passes(row.ratio, row.spread) else text)
+        lines.append(f"| {sampler} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _worst(means: pd.DataFrame) -> pd.DataFrame:
+    """Per process, sampler and budget, the largest ratio over the data sets and the spread
+    farthest from 1 (by its factor: 0.5 is as far as 2)."""
+
+    def worst(group: pd.DataFrame) -> pd.Series:
+        spreads = group.spread.dropna()
+        far = spreads.iloc[np.argmax(np.abs(np.log(spreads)))] if len(spreads) else np.nan
+        return pd.Series({"ratio": group.ratio.max(), "spread": far})
+
+    keys = ["process", "sampler", "budget"]
+    return means.groupby(keys, sort=False)[["ratio", "spread"]].apply(worst).reset_index()
+
+
 def table(frame: pd.DataFrame) -> str:
     """``frontier.md``'s tables: per process and data set, sliced W2 / floor and spread
-    (mean over seeds) per sampler and NFE budget; then the first budget at which each sampler
-    passes (:func:`passes`) on every data set, per process."""
+    (mean over seeds) per sampler and NFE budget; per process, the worst data set in each
+    cell (:func:`_worst`); then the first budget at which each sampler passes
+    (:func:`passes`) on every data set, per process."""
     means = _mean(frame)
     lines = []
     for (process, dataset), block in means.groupby(["process", "dataset"], sort=False):
         lines += [f"### {process}, {dataset}", ""]
-        budgets = sorted(block.budget.unique())
-        lines.append("| sampler | " + " | ".join(f"{b} NFE" for b in budgets) + " |")
-        lines.append("|:--|" + "--:|" * len(budgets))
-        for sampler, rows in block.groupby("sampler", sort=False):
-            cells = []
-            for b in budgets:
-                row = rows[rows.budget == b].iloc[0]
-                text = f"{row.ratio:.2f}" + (
-                    "" if math.isnan(row.spread) else f" / {row.spread:.2f}"
-                )
-                cells.append(f"**{text}**" if passes(row.ratio, row.spread) else text)
-            lines.append(f"| {sampler} | " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += _grid(block)
+    for process, block in _worst(means).groupby("process", sort=False):
+        lines += [f"### {process}, the worst data set in each cell", ""]
+        lines += _grid(block)
     lines += ["### First NFE budget that passes on every data set", ""]
     processes = list(dict.fromkeys(means.process))
     lines.append("| sampler | " + " | ".join(processes) + " |")
@@ -284,11 +312,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--samplers", default=",".join(SAMPLERS), help="sampler kinds with options")
     p.add_argument("--nfe", default=",".join(map(str, NFE)), help="NFE budgets")
     p.add_argument("--samples", type=int, default=4000, help="samples per cell and seed")
+    p.add_argument(
+        "--tables", action="store_true",
+        help="only write frontier.md and the figures again from --out's frontier.csv",
+    )  # fmt: skip
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
+    if args.tables:
+        path = args.out / "frontier.csv"
+        if not path.is_file():
+            parser().error(f"--tables: no {path} to read; run the frontier into --out first")
+        _write_tables(args.out, pd.read_csv(path))
+        return
     processes = args.processes.split(",")
     for process in processes:
         if process not in presets.FAMILIES:
@@ -309,9 +347,7 @@ def main(argv: list[str] | None = None) -> None:
     frame = run(processes, datasets, samplers, budgets, args.samples)
     args.out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(args.out / "frontier.csv", index=False)
-    (args.out / "frontier.md").write_text(table(frame))
-    for dataset in datasets:
-        figure(args.out / f"frontier_{dataset}.png", frame, dataset)
+    _write_tables(args.out, frame)
     given = sys.argv[1:] if argv is None else argv
     summary = {
         "command": " ".join(["python -m benchmarks.frontier", *given]),
@@ -323,6 +359,12 @@ def main(argv: list[str] | None = None) -> None:
     }  # fmt: skip
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(table(frame))
+
+
+def _write_tables(out: Path, frame: pd.DataFrame) -> None:
+    (out / "frontier.md").write_text(table(frame))
+    for dataset in dict.fromkeys(frame.dataset):
+        figure(out / f"frontier_{dataset}.png", frame, dataset)
 
 
 def _commit() -> str:
