@@ -267,6 +267,7 @@ def figure(path: Path, frame: pd.DataFrame, dataset: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     means = _mean(frame[frame.dataset == dataset])
     processes = list(dict.fromkeys(means.process))
@@ -288,6 +289,10 @@ def figure(path: Path, frame: pd.DataFrame, dataset: str) -> None:
             for level in (1.0, *PASS_SPREAD):
                 axes[1, j].axhline(level, color="gray", linestyle="-" if level == 1 else ":")
             axes[1, j].set(xscale="log", yscale="log", xlabel="NFE")
+    budgets = sorted(means.budget.unique())
+    for ax in axes[-1]:  # NFE as plain numbers at the budgets, not 3x10^0 on top of each other
+        ax.set_xticks(budgets, [f"{b:g}" for b in budgets], fontsize=7)
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     axes[0, 0].set_ylabel("sliced W2 / floor")
     if has_spread:
         axes[1, 0].set_ylabel("spread")
