@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import sys
 import time
 import warnings
 
@@ -146,7 +145,7 @@ def train_family(
                 optimizer=preset.optimizer(),
                 num_train=num_train,
                 log_every=LOG_EVERY,
-                progress=sys.stderr.isatty() and family,  # no bar in a log file; named by family
+                progress=family,  # a bar named by the family (fit draws none into a log file)
                 keep_at=keep_at,
             )
         state = jax.block_until_ready(state)

@@ -141,3 +141,13 @@ def test_an_image_array_is_one_dataset_and_a_deeper_one_a_stack():
     assert train._as_datasets(images, 0, event_ndim=2).shape == (10, 4, 4, 1)
     with pytest.raises(ValueError, match="same shape"):
         train._as_datasets([np.zeros((5, 2)), np.zeros((6, 2))], 0, event_ndim=1)
+
+
+def test_a_progress_bar_only_on_a_terminal(capsys, monkeypatch):
+    # captured stderr is a file, as in a log: no bar, whose redraws would fill it
+    assert train._progress(10, True, "train") is None
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    bar = train._progress(10, True, "train")
+    assert bar is not None and bar.total == 10
+    bar.close()
+    assert train._progress(10, False, "train") is None

@@ -31,6 +31,7 @@ import json
 import math
 import numbers
 import os
+import sys
 import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -248,6 +249,9 @@ def fit(
     passes over the parameters by default: compiled by XLA on a CPU, Adam makes three passes
     per step, and an EMA every step a fourth. After ``N`` steps the EMA holds the parameters up
     to the last multiple of ``ema_every``; ``ema_every=1`` updates it every step.
+
+    ``progress``: a progress bar of the steps (labelled with the string, if one), on a
+    terminal or in a notebook only: none where stderr is a file.
 
     Returns the final state (leading run axis) and the loss curve ``[runs, blocks]``: the mean
     loss of each block of ``log_every`` steps (a last, shorter block holds the remainder of
@@ -531,10 +535,15 @@ def diverged(
 
 
 def _progress(total, enabled, desc):
+    """A tqdm bar on a terminal or in a notebook; none where stderr is a file, whose log
+    would fill with the bar's carriage-return redraws."""
     if not enabled:
         return None
     from tqdm.auto import tqdm
+    from tqdm.notebook import tqdm as notebook
 
+    if not issubclass(tqdm, notebook) and not sys.stderr.isatty():
+        return None
     return tqdm(total=total, desc=desc, unit="step", leave=False)
 
 
