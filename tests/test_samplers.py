@@ -216,7 +216,7 @@ def test_sampler_errors_are_named():
         samplers.DDIM(eta=2.0)
     with pytest.raises(TypeError, match="predictor must be a grid sampler"):
         samplers.PredictorCorrector(samplers.ProbabilityFlow())
-    with pytest.raises(ValueError, match="snr must be > 0"):
+    with pytest.raises(ValueError, match="snr must be a finite number > 0"):
         samplers.PredictorCorrector(snr=0.0)
     with pytest.raises(ValueError, match="steps must be an integer >= 2"):
         samplers.Ancestral().sample(VP, lambda x, t: -x, jax.random.PRNGKey(0), (4, 2))

@@ -192,6 +192,7 @@ class DDIM(GridSampler):
             isinstance(self.eta, (int, float)) and 0.0 <= self.eta <= 1.0
         ):
             raise ValueError(f"eta must lie in [0, 1], got {self.eta!r}")
+        _checks.check_positive(self.rho, "rho")
         if self.grid is not None:
             TimeGrid(self.grid, self.end, self.rho)  # checks the options
             if self.steps is None:
@@ -259,10 +260,8 @@ class PredictorCorrector(GridSampler):
                 "predictor must be a grid sampler (Ancestral, DDIM, EulerMaruyama), "
                 f"got {self.predictor!r}"
             )
-        if self.snr <= 0:
-            raise ValueError(f"snr must be > 0, got {self.snr}")
-        if self.corrector_steps < 1:
-            raise ValueError(f"corrector_steps must be >= 1, got {self.corrector_steps}")
+        _checks.check_positive(self.snr, "snr")
+        _checks.check_integer(self.corrector_steps, "corrector_steps")
 
     @property
     def steps(self):
@@ -309,10 +308,10 @@ class AnnealedLangevin(Sampler):
     denoise: bool = True
 
     def __post_init__(self):
-        if self.steps_per_level < 1:
-            raise ValueError(f"steps_per_level must be >= 1, got {self.steps_per_level}")
-        if self.step_size <= 0:
-            raise ValueError(f"step_size must be > 0, got {self.step_size}")
+        if self.levels is not None:
+            _checks.check_integer(self.levels, "levels", minimum=2)
+        _checks.check_integer(self.steps_per_level, "steps_per_level")
+        _checks.check_positive(self.step_size, "step_size")
 
     def sample(self, sde, score_fn, key, shape):
         grid = sde.grid(self.levels)
@@ -495,6 +494,11 @@ class ReverseSDE(Sampler):
     steps: int | None = None
     trajectory_points: int = 0
     denoise: bool = True
+
+    def __post_init__(self):
+        if self.steps is not None:
+            _checks.check_integer(self.steps, "steps", minimum=2)
+        _checks.check_integer(self.trajectory_points, "trajectory_points", minimum=0)
 
     def sample(self, sde, score_fn, key, shape):
         prior_key, noise_key = jax.random.split(key)

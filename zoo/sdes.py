@@ -52,6 +52,19 @@ def _require(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
+def _require_finite(process, *names: str) -> None:
+    """Each named field of ``process`` a finite real number: an infinite ``T`` or ``beta_max``
+    passes every ordering check and gives NaN marginals."""
+    for name in names:
+        value = getattr(process, name)
+        _require(
+            isinstance(value, (int, float, np.floating, np.integer))
+            and not isinstance(value, bool)
+            and math.isfinite(value),
+            f"{name} must be a finite number, got {value!r}",
+        )
+
+
 class SDE(abc.ABC):
     """A forward process :math:`x_t = \\alpha_t x_0 + \\sigma_t \\epsilon` on ``[t_min, T]``.
 
@@ -264,6 +277,7 @@ class _BetaLinear(SDE):
     default_grid = "quadratic"
 
     def __post_init__(self):
+        _require_finite(self, "beta_min", "beta_max", "T", "t_min")
         _require(self.beta_min > 0, f"beta_min must be > 0, got {self.beta_min}")
         _require(
             self.beta_min < self.beta_max,
@@ -334,6 +348,7 @@ class VE(SDE):
     t_min: float = 1e-5
 
     def __post_init__(self):
+        _require_finite(self, "sigma_min", "sigma_max", "T", "t_min")
         _require(self.sigma_min > 0, f"sigma_min must be > 0, got {self.sigma_min}")
         _require(
             self.sigma_min < self.sigma_max,
