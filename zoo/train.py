@@ -729,7 +729,7 @@ def load_model(path: str | os.PathLike) -> Model:
     try:
         with open(where) as f:
             config = json.load(f)
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:  # edited, or bytes gone bad
         raise ValueError(_damaged(where, e)) from e
     if not isinstance(config, dict) or "family" not in config:
         raise ValueError(f"{where} holds no model config (save was called without model=)")
