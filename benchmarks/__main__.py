@@ -31,54 +31,20 @@ def _quit_while_starting(signum, frame) -> None:
 
 
 def _stop_at_once_on_interrupt(out: Path):
-    """Make Ctrl-C (SIGINT) and SIGTERM end the run at once: one line saying what is saved,
-    exit code 128 + the signal (130 for Ctrl-C). Returns a function that undoes this.
+    """Ctrl-C or SIGTERM during the run: one line saying what the cache has saved, exit code
+    128 + the signal (:func:`benchmarks.entry.stop_at_once`). Every cached piece is written
+    aside and moved into place, so stopping anywhere is as safe as a kill. Returns a function
+    that undoes this."""
+    from benchmarks import cache, entry
 
-    Every cached piece is written aside and moved into place, so stopping anywhere is as safe
-    as a kill. So nothing is unwound: a ``KeyboardInterrupt`` raised between two bytecodes can
-    land inside a finaliser (where Python drops it) or in JAX's machinery, and interpreter
-    teardown with XLA's threads running can crash. Instead Python's own C handler writes the
-    signal to a pipe (``signal.set_wakeup_fd``), even while the main thread is inside a long
-    XLA call, and a watching thread prints the line and ends the process with ``os._exit``.
-    """
-    from benchmarks import cache
-
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    read_fd, write_fd = os.pipe()
-    os.set_blocking(write_fd, False)
-    stops = (signal.SIGINT, signal.SIGTERM)
-    previous = {s: signal.signal(s, lambda *_: None) for s in stops}  # the watcher acts
-    previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-
-    def watch() -> None:
-        while True:
-            try:
-                received = os.read(read_fd, 1)
-            except OSError:
-                return
-            if not received:
-                return  # the pipe was closed: the run finished
-            if received[0] in stops:
-                break
+    def message() -> str:
         saved = cache.Cache(out).count()
-        sys.stdout.flush()
-        os.write(
-            sys.stderr.fileno(),
-            f"\nzoo-bench: interrupted; {saved} finished pieces are saved in {out / 'cache'}; "
-            "run the same command again to resume\n".encode(),
+        return (
+            f"zoo-bench: interrupted; {saved} finished pieces are saved in {out / 'cache'}; "
+            "run the same command again to resume"
         )
-        os._exit(128 + received[0])
 
-    threading.Thread(target=watch, name="zoo-bench-interrupt", daemon=True).start()
-
-    def restore() -> None:
-        signal.set_wakeup_fd(previous_fd)
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        os.close(write_fd)
-
-    return restore
+    return entry.stop_at_once(message)
 
 
 def _user_frames(error: BaseException) -> str:

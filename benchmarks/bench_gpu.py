@@ -276,4 +276,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from benchmarks import entry  # Ctrl-C: one line
+
+    sys.exit(entry.run("bench-gpu", "benchmarks.bench_gpu"))

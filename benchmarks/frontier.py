@@ -382,4 +382,6 @@ def _commit() -> str:
 
 
 if __name__ == "__main__":
-    main()
+    from benchmarks import entry  # Ctrl-C: one line
+
+    sys.exit(entry.run("python -m benchmarks.frontier", "benchmarks.frontier"))

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import sys
 from pathlib import Path
 
 import jax
@@ -226,4 +227,6 @@ def report(folder: Path, frame: pd.DataFrame) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    from benchmarks import entry  # Ctrl-C: one line
+
+    sys.exit(entry.run("python -m benchmarks.nll_split", "benchmarks.nll_split"))

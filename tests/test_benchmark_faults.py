@@ -226,3 +226,31 @@ def test_a_sampler_the_compiler_fails_on_is_a_failed_row(finished, tmp_path, mon
     results = pd.read_csv(out / "results.csv")
     assert results.status[0] == "failed: FAILED_PRECONDITION: injected compiler fault"
     assert results[["sliced_w2", "energy"]].isna().all().all()
+
+
+SPEED = ["-c", "import sys; from benchmarks.entry import speed; sys.exit(speed())"]
+GUIDANCE = ["-c", "import sys; from benchmarks.entry import guidance; sys.exit(guidance())"]
+FRONTIER = ["-m", "benchmarks.frontier", "--processes=ddpm", "--datasets=nine_gaussians"]
+
+
+# The console scripts from their first instant (importing JAX takes seconds), and every
+# command once it is computing (after its first line of output).
+@pytest.mark.parametrize(
+    "command, when",
+    [(SPEED, "importing"), (SPEED, "running"), (GUIDANCE, "importing"), (FRONTIER, "running")],
+    ids=["speed-importing", "speed-running", "guidance-importing", "frontier-running"],
+)
+def test_ctrl_c_in_the_other_commands_is_one_line(command, when, tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, *command], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    if when == "importing":
+        time.sleep(0.3)
+    else:
+        assert process.stdout.readline(), process.stderr.read().decode()
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    lines = [line for line in err.decode().splitlines() if line.strip()]
+    assert process.returncode == 130, err.decode()
+    assert len(lines) == 1 and lines[0].endswith("interrupted; nothing more is written"), lines
