@@ -230,7 +230,9 @@ def test_a_sampler_the_compiler_fails_on_is_a_failed_row(finished, tmp_path, mon
 
 SPEED = ["-c", "import sys; from benchmarks.entry import speed; sys.exit(speed())"]
 GUIDANCE = ["-c", "import sys; from benchmarks.entry import guidance; sys.exit(guidance())"]
-FRONTIER = ["-m", "benchmarks.frontier", "--processes=ddpm", "--datasets=nine_gaussians"]
+# a line after its first configuration (DDIM-3 on DDPM), then NCSN's compiles for seconds
+FRONTIER = ["-m", "benchmarks.frontier", "--processes=ddpm,ncsn", "--datasets=nine_gaussians",
+            "--samplers=ddim", "--nfe=3", "--samples=100", "--out=out"]  # fmt: skip
 
 
 # The console scripts from their first instant (importing JAX takes seconds), and every
