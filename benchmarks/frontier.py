@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 import zoo
-from benchmarks import named_samplers
+from benchmarks import cache, named_samplers
 from benchmarks.cli import plain
 from zoo import data as data_lib
 from zoo import grids, metrics, presets
@@ -348,6 +348,10 @@ def main(argv: list[str] | None = None) -> None:
         parser().error(f"--samplers/--nfe: {e}")
     if args.samples < 100:
         parser().error(f"--samples must be an integer >= 100, got {args.samples}")
+    try:
+        cache.check_writable(args.out)  # before the run, not after an hour of it
+    except OSError as e:
+        parser().error(f"--out: cannot write to {args.out}: {e.strerror or e}")
     started, commit = time.time(), _commit()
     frame = run(processes, datasets, samplers, budgets, args.samples)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -340,7 +340,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"zoo-bench-guidance: error: {e}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        cache.check_writable(out)
+    except OSError as e:
+        print(f"zoo-bench-guidance: error: --out: cannot write to {out}: {e.strerror or e}",
+              file=sys.stderr)  # fmt: skip
+        return 2
     import pandas as pd
 
     rows, samples = run(args)

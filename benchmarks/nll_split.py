@@ -184,6 +184,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     if not (args.folder / "cache" / "runs").is_dir():
         parser().error(f"folder: {args.folder} has no cache/runs (run zoo-bench --out there)")
+    try:
+        cache.check_writable(args.folder)  # nll_split.csv and .md go there, after the work
+    except OSError as e:
+        parser().error(f"folder: cannot write to {args.folder}: {e.strerror or e}")
     families, datasets = args.families.split(","), args.datasets.split(",")
     unknown = [f for f in families if f not in presets.FAMILY_TABLE]
     if unknown:

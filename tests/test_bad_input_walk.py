@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from benchmarks import bench_gpu, cli, distributed, frontier, guidance, nll_split, speed
+from benchmarks import bench_gpu, cache, cli, distributed, frontier, guidance, nll_split, speed
 
 PARSERS = {
     "zoo-bench": cli.parser,
@@ -115,3 +115,28 @@ def test_a_constructor_refuses_a_bad_number_naming_its_argument(cls, field):
             assert field in str(e) and "\n" not in str(e), (cls, field, value, str(e))
             continue
         assert value == value and abs(value) != float("inf"), (cls, field, value, "accepted")
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_line_before_any_work(tmp_path, capsys):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    out = blocked / "out"  # under a file: no folder can be made there
+    with pytest.raises(SystemExit) as exit_:
+        frontier.main(["--out", str(out), "--processes=ddpm", "--samplers=ddim", "--nfe=3"])
+    assert exit_.value.code == 2
+    assert f"--out: cannot write to {out}" in capsys.readouterr().err
+    assert guidance.main(["--out", str(out), "--steps=1"]) == 2
+    assert f"--out: cannot write to {out}" in capsys.readouterr().err
+
+
+def test_nll_split_refuses_a_folder_it_cannot_write_before_any_work(tmp_path, capsys, monkeypatch):
+    (tmp_path / "cache" / "runs").mkdir(parents=True)
+
+    def refuse(folder):  # as a read-only folder does (the tests may run as root)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(cache, "check_writable", refuse)
+    with pytest.raises(SystemExit) as exit_:
+        nll_split.main([str(tmp_path), "--families=vp"])
+    assert exit_.value.code == 2
+    assert f"folder: cannot write to {tmp_path}: Permission denied" in capsys.readouterr().err
