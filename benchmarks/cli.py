@@ -25,7 +25,16 @@ from zoo import data, images
 from zoo.presets import CASE_STUDY_FAMILIES, FAMILIES, LIKELIHOOD_WEIGHTED
 from zoo.train import MAX_SEED
 
-__all__ = ["UsageError", "at_least", "check_memory_of", "parse", "parser", "plain", "tolerance"]
+__all__ = [
+    "UsageError",
+    "at_least",
+    "budgets",
+    "check_memory_of",
+    "parse",
+    "parser",
+    "plain",
+    "tolerance",
+]
 
 CASE_STUDY_DATASETS = ("nine_gaussians",)
 PRESETS = ("toy", "case_study")
@@ -121,22 +130,23 @@ def _seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
-def _budgets(text: str) -> tuple[int, ...]:
+def budgets(text: str) -> tuple[int, ...]:
+    """The parse of NFE budgets, ``5,10,20`` (each in [3, 2**31 - 1]) or ``none``."""
     if text.strip() == "none":
         return ()
     try:
-        budgets = tuple(int(b) for b in _split(text, "budget"))
+        values = tuple(int(b) for b in _split(text, "budget"))
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected NFE budgets like 5,10,20, got {text!r}"
         ) from None
-    if min(budgets) < 3:
+    if min(values) < 3:
         raise argparse.ArgumentTypeError(f"expected NFE budgets >= 3, got {text!r}")
-    if max(budgets) > limits.INT32_MAX:
+    if max(values) > limits.INT32_MAX:
         raise argparse.ArgumentTypeError(
-            f"expected NFE budgets <= {limits.INT32_MAX:,} (a 32-bit count), got {max(budgets):,}"
+            f"expected NFE budgets <= {limits.INT32_MAX:,} (a 32-bit count), got {max(values):,}"
         )
-    return budgets
+    return values
 
 
 def _keep_steps(text: str) -> str | tuple[int, ...]:
@@ -251,7 +261,7 @@ VALUED = {
         "(e.g. dpm,unipc[order=3])",
     ),
     "--nfe": (
-        _budgets,
+        budgets,
         "LIST",
         None,
         "NFE budgets of the sweep, e.g. 5,10,20 (an empty sweep: --nfe none)",

@@ -47,8 +47,7 @@ import numpy as np
 import pandas as pd
 
 import zoo
-from benchmarks import cache, named_samplers
-from benchmarks.cli import plain
+from benchmarks import cache, cli, limits, named_samplers
 from zoo import data as data_lib
 from zoo import grids, metrics, presets
 
@@ -305,7 +304,7 @@ def figure(path: Path, frame: pd.DataFrame, dataset: str) -> None:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m benchmarks.frontier", description=plain(__doc__.split("\n\n")[0])
+        prog="python -m benchmarks.frontier", description=cli.plain(__doc__.split("\n\n")[0])
     )
     p.add_argument("--out", type=Path, default=Path("results/frontier"), help="output folder")
     p.add_argument("--processes", default=",".join(presets.FAMILIES),
@@ -315,8 +314,9 @@ def parser() -> argparse.ArgumentParser:
         help="Gaussian mixtures, or any other toy through its fitted mixture",
     )  # fmt: skip
     p.add_argument("--samplers", default=",".join(SAMPLERS), help="sampler kinds with options")
-    p.add_argument("--nfe", default=",".join(map(str, NFE)), help="NFE budgets")
-    p.add_argument("--samples", type=int, default=4000, help="samples per cell and seed")
+    p.add_argument("--nfe", type=cli.budgets, default=NFE, help="NFE budgets, e.g. 5,10,20")
+    p.add_argument("--samples", type=cli.at_least(100), default=4000,
+                   help="samples per cell and seed")  # fmt: skip
     p.add_argument(
         "--tables", action="store_true",
         help="only write frontier.md and the figures again from --out's frontier.csv",
@@ -341,13 +341,20 @@ def main(argv: list[str] | None = None) -> None:
         if dataset not in data_lib.NAMES:
             parser().error(f"--datasets: unknown {dataset!r}; choose from {data_lib.NAMES}")
     samplers = named_samplers.split(args.samplers)
+    budgets = args.nfe
+    if not budgets:
+        parser().error("--nfe: the frontier needs at least one budget, got none")
     try:
-        budgets = tuple(int(b) for b in args.nfe.split(","))
         named_samplers.sweep(tuple(s.removesuffix(GITS_SUFFIX) for s in samplers), budgets)
     except ValueError as e:
         parser().error(f"--samplers/--nfe: {e}")
-    if args.samples < 100:
-        parser().error(f"--samples must be an integer >= 100, got {args.samples}")
+    need, memory = _memory(args.samples, datasets), limits.machine_memory()
+    if need > memory:
+        parser().error(
+            f"--samples: {args.samples:,} samples need at least {limits.format_bytes(need)} "
+            f"(each seed's samples against every component of the largest mixture); this "
+            f"machine has {limits.format_bytes(memory)}"
+        )
     try:
         cache.check_writable(args.out)  # before the run, not after an hour of it
     except OSError as e:
@@ -368,6 +375,13 @@ def main(argv: list[str] | None = None) -> None:
     }  # fmt: skip
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(table(frame))
+
+
+def _memory(n: int, datasets: list[str]) -> int:
+    """A lower bound on the bytes a run holds: the ``[seeds, n, components, 2]`` offsets of
+    every sample from every component of the largest mixture, in float32."""
+    largest = max(len(data_lib.get(d).weights) if d in MIXTURES else KDE_POINTS for d in datasets)
+    return len(SEEDS) * n * largest * 2 * limits.FLOAT
 
 
 def _write_tables(out: Path, frame: pd.DataFrame) -> None:

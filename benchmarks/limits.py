@@ -30,7 +30,15 @@ import jax.numpy as jnp
 from benchmarks import training
 from benchmarks.profiles import Config
 
-__all__ = ["INT32_MAX", "TooLarge", "check", "check_points", "estimate", "machine_memory"]
+__all__ = [
+    "INT32_MAX",
+    "TooLarge",
+    "check",
+    "check_points",
+    "estimate",
+    "format_bytes",
+    "machine_memory",
+]
 
 INT32_MAX = 2**31 - 1
 FLOAT = 4  # bytes of a float32
@@ -229,13 +237,14 @@ def check_points(flag: str, n: int, model, memory: int | None = None) -> None:
     total = param_bytes + n * per_point
     if total > memory:
         raise TooLarge(
-            f"{flag} {n:,}: would hold at least {_bytes(total)}, more than this machine's "
-            f"{_bytes(memory)} of memory; expected at most about "
+            f"{flag} {n:,}: would hold at least {format_bytes(total)}, more than this machine's "
+            f"{format_bytes(memory)} of memory; expected at most about "
             f"{max(0, (memory - param_bytes) // per_point):,}"
         )
 
 
-def _bytes(n: float) -> str:
+def format_bytes(n: float) -> str:
+    """``n`` bytes in the largest binary unit below it: ``1.5 GiB``."""
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
         if n < 1024 or unit == "EiB":
             return f"{n:.3g} {unit}" if unit != "bytes" else f"{int(n)} bytes"
@@ -255,6 +264,7 @@ def check(config: Config, memory: int | None = None) -> None:
             value = f"{phase.value:,}" if isinstance(phase.value, int) else phase.value
             raise TooLarge(
                 f"{phase.flag} {value}: {phase.name} would hold at least "
-                f"{_bytes(phase.bytes)}, more than this machine's {_bytes(memory)} of memory; "
+                f"{format_bytes(phase.bytes)}, more than this machine's "
+                f"{format_bytes(memory)} of memory; "
                 f"expected {expected}"
             )

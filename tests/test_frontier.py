@@ -68,3 +68,18 @@ def test_tables_without_a_csv_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         frontier.main(["--out", str(tmp_path), "--tables"])
     assert "--tables: no " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--samples=20000000", "--samples: 20,000,000 samples need at least"),  # not a crash
+        ("--nfe=none", "--nfe: the frontier needs at least one budget"),
+        ("--nfe=0", "argument --nfe: expected NFE budgets >= 3"),
+    ],
+)
+def test_a_run_that_cannot_be_is_refused_before_it_starts(flag, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        frontier.main(["--out", str(tmp_path), flag])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
