@@ -37,6 +37,7 @@ __all__ = [
     "check_points",
     "estimate",
     "format_bytes",
+    "network_bytes",
     "machine_memory",
 ]
 
@@ -102,7 +103,7 @@ def _largest_per_example(fn, params, event_shape: tuple[int, ...]) -> int:
 _NETWORKS: dict[str, tuple[int, int]] = {}
 
 
-def _network(model) -> tuple[int, int]:
+def network_bytes(model) -> tuple[int, int]:
     """``(parameter bytes, bytes per example)`` of ``model``'s network, from shapes only,
     once per model."""
     key = training.model_key(model)
@@ -159,7 +160,7 @@ def estimate(config: Config, memory: int) -> list[Phase]:
         # their batch sizes may differ: the largest is the one that must fit.
         dataset, preset = max(found, key=lambda item: item[1].batch_size)
         num_train = module.num_train(module.load(dataset, config))
-        param_bytes, per_example = _network(found[0][1].model)
+        param_bytes, per_example = network_bytes(found[0][1].model)
         example = math.prod(preset.model.event_shape) * FLOAT
         runs = len(datasets) * len(config.seeds)
         # Per run: its parameter copies and kept snapshots, its training set when the
@@ -232,7 +233,7 @@ def check_points(flag: str, n: int, model, memory: int | None = None) -> None:
     """:class:`TooLarge` naming ``flag`` unless ``n`` points through ``model``'s network at
     once (a likelihood's or a sampler's batch) fit in ``memory`` (default: the machine's)."""
     memory = machine_memory() if memory is None else memory
-    param_bytes, per_example = _network(model)
+    param_bytes, per_example = network_bytes(model)
     per_point = per_example + 3 * math.prod(model.event_shape) * FLOAT
     total = param_bytes + n * per_point
     if total > memory:

@@ -32,6 +32,7 @@ import optax
 import pandas as pd
 
 import zoo
+from benchmarks import limits
 from benchmarks.cli import at_least, plain
 from benchmarks.limits import INT32_MAX
 from zoo import data, presets, samplers, train
@@ -40,13 +41,35 @@ __all__ = ["main", "parser", "sampling_speed", "training_speed", "fused_loop"]
 
 
 def _counts(text: str) -> tuple[int, ...]:
-    """Run counts like ``1,8``: integers >= 1."""
+    """Run counts like ``1,8``: distinct integers >= 1."""
     try:
-        return tuple(at_least(1)(v) for v in text.split(","))
+        counts = tuple(at_least(1)(v) for v in text.split(","))
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
             f"expected run counts >= 1 like 1,8, got {text!r}"
         ) from None
+    if len(set(counts)) != len(counts):
+        raise argparse.ArgumentTypeError(f"expected distinct run counts like 1,8, got {text!r}")
+    return counts
+
+
+def _check_memory(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse run counts whose parameters alone (with the EMA and Adam's two moments), or a
+    sample batch whose network activations, exceed the machine's memory, before compiling
+    anything."""
+    model = presets.case_study(args.train_family).model
+    param_bytes, _ = limits.network_bytes(model)
+    need, memory = max(args.runs) * limits.TRAINING_COPIES * param_bytes, limits.machine_memory()
+    if need > memory:
+        p.error(
+            f"--runs: {max(args.runs):,} runs hold at least {limits.format_bytes(need)} of "
+            f"parameters, EMA and optimizer state; this machine has {limits.format_bytes(memory)}"
+        )
+    if not args.no_sampling:
+        try:
+            limits.check_points("--samples", args.samples, presets.toy(args.family).model, memory)
+        except limits.TooLarge as e:
+            p.error(str(e))
 
 
 def fused_loop(model: zoo.Model, x, batch_size: int, optimizer, num_runs: int, steps: int):
@@ -205,7 +228,7 @@ def parser() -> argparse.ArgumentParser:
         "--family", default="vp", choices=presets.FAMILIES, help="model family sampled (vp)"
     )
     p.add_argument("--no-sampling", action="store_true", help="time the training only")
-    p.add_argument("--sample-steps", type=at_least(1), default=1000, help="sampler steps (1000)")
+    p.add_argument("--sample-steps", type=at_least(2), default=1000, help="sampler steps (1000)")
     p.add_argument(
         "--samples", type=at_least(1), default=10_000 if on_gpu else 500,
         help="samples per call (10,000 on a GPU, 500 on a CPU)",
@@ -218,7 +241,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    _check_memory(p, args)
     # fit's step function is new on every call: only the persistent cache can skip recompiling.
     jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="zoo-speed-"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)

@@ -137,3 +137,19 @@ def test_a_failing_family_ends_the_comparison_with_its_status():
     bench = lambda flags: calls.append(flags) or (3 if "--families=b" in flags else 0)
     assert bench_gpu.compare(bench, [], ("a", "b", "c"), 1e9, time.perf_counter()) == 3
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--runs=99999999", "--runs: 99,999,999 runs hold at least"),
+        ("--samples=2000000000", "--samples 2,000,000,000: would hold at least"),
+        ("--runs=1,1", "expected distinct run counts"),
+        ("--sample-steps=1", "expected an integer >= 2"),
+    ],
+)
+def test_the_speed_benchmark_refuses_what_cannot_run_before_compiling(flag, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        speed.main([flag])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
