@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import zoo
-from benchmarks import cache, named_samplers
+from benchmarks import cache, limits, named_samplers
 from benchmarks.digits import PASSES
 from benchmarks.limits import INT32_MAX
 from zoo import image_metrics, images, presets
@@ -172,6 +172,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser().parse_args(argv)
     if args.channels % 8:
         raise UsageError(f"argument --channels: expected a multiple of 8, got {args.channels}")
+    for family in args.families:  # before any training, not after the first family's
+        model = conditional_preset(family, args).model
+        sampler = named_samplers.resolve(args.sampler, model.sde, None)
+        if isinstance(sampler, str):
+            raise UsageError(f"argument --sampler: {family}: {sampler}")
+    try:  # one call draws per_class samples of each of the ten classes
+        limits.check_points("--per-class", args.per_class, model, per=NUM_CLASSES)
+    except limits.TooLarge as e:
+        raise UsageError(f"argument {e} (samples per class; one call draws all classes)") from None
     return args
 
 
@@ -239,8 +248,6 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict[tuple[str, float], n
         preset = conditional_preset(family, args)
         params, train_seconds = _train(preset, family, args, out / "cache")
         sampler = named_samplers.resolve(args.sampler, preset.model.sde, preset.sampler)
-        if isinstance(sampler, str):
-            raise UsageError(f"argument --sampler: {sampler}")
         for w in args.guidance:
             start = time.perf_counter()
             # An array scale: every w > 0 shares one compiled sampler (w = 0 too: same values).

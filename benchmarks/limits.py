@@ -229,12 +229,13 @@ def _presets(config: Config, datasets: list[str]) -> list:
     return found
 
 
-def check_points(flag: str, n: int, model, memory: int | None = None) -> None:
-    """:class:`TooLarge` naming ``flag`` unless ``n`` points through ``model``'s network at
-    once (a likelihood's or a sampler's batch) fit in ``memory`` (default: the machine's)."""
+def check_points(flag: str, n: int, model, memory: int | None = None, per: int = 1) -> None:
+    """:class:`TooLarge` naming ``flag`` unless ``n`` points (``n * per``, when the flag
+    counts groups of ``per``) through ``model``'s network at once (a likelihood's or a
+    sampler's batch) fit in ``memory`` (default: the machine's)."""
     memory = machine_memory() if memory is None else memory
     param_bytes, per_example = network_bytes(model)
-    per_point = per_example + 3 * math.prod(model.event_shape) * FLOAT
+    per_point = (per_example + 3 * math.prod(model.event_shape) * FLOAT) * per
     total = param_bytes + n * per_point
     if total > memory:
         raise TooLarge(

@@ -172,6 +172,7 @@ def test_a_tiny_conditional_ddpm_on_digits_draws_the_asked_class():
         (["--p-uncond", "1"], "--p-uncond"),
         (["--seed", str(2**32)], "--seed"),  # its PRNG key would be seed 0's
         (["--steps", str(2**31)], "--steps"),  # beyond fit's int32 step counter
+        (["--per-class", "100000000"], "--per-class"),  # beyond memory, before training
     ],
 )
 def test_the_guidance_benchmark_names_a_bad_flag_in_one_line(argv, flag, capsys):
@@ -180,3 +181,15 @@ def test_the_guidance_benchmark_names_a_bad_flag_in_one_line(argv, flag, capsys)
     assert bench.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and flag in err and "expected" in err
+
+
+def test_a_sampler_that_cannot_apply_is_refused_before_any_training(capsys, tmp_path):
+    from benchmarks import guidance as bench
+
+    assert bench.main(["--out", str(tmp_path), "--families=ncsn,ddpm", "--sampler=langevin"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "zoo-bench-guidance: error: argument --sampler: ddpm: annealed Langevin's step rule is "
+        "for variance-exploding processes"
+    )
+    assert not (tmp_path / "cache").exists()  # nothing was trained
