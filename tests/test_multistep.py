@@ -233,6 +233,23 @@ def test_bad_options_are_named_at_construction():
         multistep.DPMSolverPPSDE(eta=1.5)
 
 
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(steps=2.5), TypeError, "steps must be an integer >= 1, got 2.5"),
+        (dict(steps=50, fine=40), ValueError, r"steps must lie in \[1, 40\] .* got 50"),
+        (dict(steps=4, fine=1), ValueError, "fine must be an integer >= 2, got 1"),
+        (dict(steps=4, samples=0), ValueError, "samples must be an integer >= 1, got 0"),
+    ],
+)
+def test_gits_refuses_bad_counts_before_its_teacher_runs(kwargs, error, message):
+    def score(x, t):
+        raise AssertionError("the teacher ran")
+
+    with pytest.raises(error, match=message):
+        grids.optimised_grid(DDPM_1000, score, jax.random.PRNGKey(0), **kwargs)
+
+
 def test_third_order_step_integrates_a_quadratic_prediction_exactly():
     """DPM-Solver++(3M) on a prediction quadratic in log-SNR, m = 1 + 2 l - 3 l^2, on uneven
     steps: its step equals the exact solution sigma_s int e^l m dl (the reference codes'

@@ -152,6 +152,13 @@ def optimised_grid(
     Pass it to a sampler as ``grid=`` with ``steps`` steps and ``denoise=False``."""
     from zoo import multistep
 
+    fine = _checks.check_integer(fine, "fine", minimum=2)
+    steps = _checks.check_integer(steps, "steps")
+    _checks.check_integer(samples, "samples")
+    if steps > fine:  # before the teacher's solve, not after it
+        raise ValueError(
+            f"steps must lie in [1, {fine}] for a fine grid of {fine} steps, got {steps}"
+        )
     teacher = multistep.UniPC(fine, order=3, trajectory=True)
     with jax.ensure_compile_time_eval():
         times = np.asarray(teacher.times(sde), np.float64)
