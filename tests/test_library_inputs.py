@@ -59,6 +59,29 @@ def test_a_learning_rate_that_cannot_train_is_refused(rate):
         train.default_optimizer(rate)
 
 
+@pytest.mark.parametrize(
+    "field, value, error",
+    [("steps", 0, ValueError), ("steps", 2.5, TypeError), ("batch_size", 0, ValueError)],
+)
+def test_a_preset_refuses_counts_that_cannot_train(field, value, error):
+    with pytest.raises(error, match=f"{field} must be an integer >= 1, got {value}"):
+        dataclasses.replace(presets.toy("vp"), **{field: value})
+
+
+def test_a_toy_preset_of_zero_steps_is_refused_when_made():
+    with pytest.raises(ValueError, match="steps must be an integer >= 1, got 0"):
+        presets.toy("vp", steps=0)
+
+
+def test_log_likelihood_names_a_model_passed_for_its_process():
+    from zoo import likelihood
+
+    with pytest.raises(
+        TypeError, match="sde must be a zoo.sdes.SDE .for a model, model.sde., got Model"
+    ):
+        likelihood.log_likelihood(MODEL, _gaussian_score, jnp.zeros((3, 2)))
+
+
 def test_train_set_refuses_a_seed_that_repeats_another():
     toy = dataclasses.replace(data.nine_gaussians(), train_seed=2**32 + 12345)
     with pytest.raises(ValueError, match=r"train_seed must be an integer in \[0, 2\*\*32 - 1\]"):

@@ -98,6 +98,10 @@ def log_likelihood(
     ``rtol``/``atol`` unless ``steps`` fixes a uniform grid. ``x`` must be finite; a solve
     that needs more than ``max_steps`` steps raises an error that says so.
     """
+    if not isinstance(sde, SDE):  # a Model here fails deep inside as "no attribute t_min"
+        raise TypeError(
+            f"sde must be a zoo.sdes.SDE (for a model, model.sde), got {type(sde).__name__}"
+        )
     div = _Divergence(divergence, num_probes)
     if x.ndim < 2:
         raise ValueError(f"x must have shape [batch, *event_shape], got {tuple(x.shape)}")
