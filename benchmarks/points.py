@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,9 @@ def _array(path: Path) -> np.ndarray:
     with open(path) as f:  # .csv: numbers separated by commas, maybe under a header row
         first = f.readline()
     header = any(c.isalpha() and c not in "eE" for c in first) or "nan" in first.lower()
-    return np.loadtxt(path, delimiter=",", skiprows=int(header), ndmin=2)
+    with warnings.catch_warnings():  # an empty file: the count check below says so, in one line
+        warnings.simplefilter("ignore", UserWarning)
+        return np.loadtxt(path, delimiter=",", skiprows=int(header), ndmin=2)
 
 
 def read(path: str | Path) -> np.ndarray:

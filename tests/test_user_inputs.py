@@ -288,3 +288,11 @@ def test_a_network_that_breaks_the_contract_is_named():
     model = zoo.transform(zoo.DDPM, schedule=zoo.sdes.ddpm_linear(1e-4, 0.02, 10), net=wrong)
     with pytest.raises(ValueError, match=r"net: the network maps x of shape \(4, 2\) to \(4, 3\)"):
         model.init(jnp.zeros(2, jnp.uint32), jnp.zeros((4, 2)))
+
+
+@pytest.mark.filterwarnings("error::UserWarning")  # a warning would be a second line
+def test_an_empty_csv_is_one_line_saying_it_has_no_points(tmp_path, capsys):
+    path = tmp_path / "empty.csv"
+    path.write_text("")
+    err = _one_line_error([f"--data={path}"], capsys)
+    assert f"at least {points.MIN_POINTS} points, got 0" in err
