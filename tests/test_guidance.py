@@ -193,3 +193,20 @@ def test_a_sampler_that_cannot_apply_is_refused_before_any_training(capsys, tmp_
         "for variance-exploding processes"
     )
     assert not (tmp_path / "cache").exists()  # nothing was trained
+
+
+@pytest.mark.parametrize(
+    "sampler",
+    [zoo.DPMSolverPP(steps=3), zoo.DPMSolverPPSDE(steps=3), zoo.UniPC(steps=3), zoo.IPNDM(steps=3)],
+    ids=lambda s: type(s).__name__,
+)
+def test_the_multistep_samplers_sample_the_guided_model(sampler):
+    model = presets.FAMILY_TABLE["vp"].transform(TINY_NET, event_shape=(2,))
+    model = zoo.transform(model.family, **model.config, num_classes=3)
+    params = model.init(jax.random.PRNGKey(1), jnp.zeros((6, 2)))
+    labels, key = jnp.array([0, 1, 2, 0, 1, 2]), jax.random.PRNGKey(2)
+    with jax.disable_jit():  # a tiny network: compiling would cost more than running
+        draw = lambda w: np.asarray(model.sample(params, key, (6,), sampler, labels, w).x)
+        conditional, zero, guided = draw(None), draw(0.0), draw(3.0)
+    np.testing.assert_allclose(zero, conditional, rtol=1e-5, atol=1e-6)  # w = 0: conditional
+    assert np.abs(guided - conditional).max() > 1e-3  # the guided score reached the sampler
