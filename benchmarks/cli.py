@@ -66,15 +66,17 @@ def _split(text: str, what: str) -> tuple[str, ...]:
     return names
 
 
-def _names(choices, what):
+def names(choices, what: str):
+    """The parse of distinct comma-separated names, each one of ``choices``."""
+
     def parse(text: str) -> tuple[str, ...]:
-        names = _split(text, what)
-        for name in names:
+        given = _split(text, what)
+        for name in given:
             if name not in choices:
                 raise argparse.ArgumentTypeError(
                     f"unknown {what} {name!r}; choose from {', '.join(choices)}"
                 )
-        return names
+        return given
 
     return parse
 
@@ -219,7 +221,7 @@ def _channels(text: str) -> int:
 #: the options that take a value: flag -> (parse, metavar, Config field or None, help)
 VALUED = {
     "--families": (
-        _names(FAMILIES + LIKELIHOOD_WEIGHTED + (digits.WRITEUP,), "family"),
+        names(FAMILIES + LIKELIHOOD_WEIGHTED + (digits.WRITEUP,), "family"),
         "LIST",
         None,
         f"comma-separated families from {', '.join(FAMILIES)}; "

@@ -307,10 +307,11 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m benchmarks.frontier", description=cli.plain(__doc__.split("\n\n")[0])
     )
     p.add_argument("--out", type=Path, default=Path("results/frontier"), help="output folder")
-    p.add_argument("--processes", default=",".join(presets.FAMILIES),
-                   help="families whose toy process to use")  # fmt: skip
+    p.add_argument("--processes", type=cli.names(presets.FAMILIES, "process"),
+                   default=presets.FAMILIES, help="families whose toy process to use")  # fmt: skip
     p.add_argument(
-        "--datasets", default="nine_gaussians,gaussians_25,8gaussians,moons",
+        "--datasets", type=cli.names(data_lib.NAMES, "dataset"),
+        default=("nine_gaussians", "gaussians_25", "8gaussians", "moons"),
         help="Gaussian mixtures, or any other toy through its fitted mixture",
     )  # fmt: skip
     p.add_argument("--samplers", default=",".join(SAMPLERS), help="sampler kinds with options")
@@ -332,14 +333,7 @@ def main(argv: list[str] | None = None) -> None:
             parser().error(f"--tables: no {path} to read; run the frontier into --out first")
         _write_tables(args.out, pd.read_csv(path))
         return
-    processes = args.processes.split(",")
-    for process in processes:
-        if process not in presets.FAMILIES:
-            parser().error(f"--processes: unknown {process!r}; choose from {presets.FAMILIES}")
-    datasets = args.datasets.split(",")
-    for dataset in datasets:
-        if dataset not in data_lib.NAMES:
-            parser().error(f"--datasets: unknown {dataset!r}; choose from {data_lib.NAMES}")
+    processes, datasets = list(args.processes), list(args.datasets)
     samplers = named_samplers.split(args.samplers)
     budgets = args.nfe
     if not budgets:
