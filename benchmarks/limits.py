@@ -29,6 +29,7 @@ import jax.numpy as jnp
 
 from benchmarks import training
 from benchmarks.profiles import Config
+from zoo._checks import INT32_MAX
 
 __all__ = [
     "INT32_MAX",
@@ -41,7 +42,6 @@ __all__ = [
     "machine_memory",
 ]
 
-INT32_MAX = 2**31 - 1
 FLOAT = 4  # bytes of a float32
 #: copies of the parameters each run holds while training: parameters, EMA, Adam's two moments
 TRAINING_COPIES = 4

@@ -18,13 +18,13 @@ import re
 import diffrax
 
 from zoo import multistep, presets, samplers
+from zoo._checks import INT32_MAX
 from zoo.sdes import SDE
 
 __all__ = [
     "KINDS",
     "OPTIONS",
     "CONTINUOUS_STEPS",
-    "MAX_STEPS",
     "SWEEP_KINDS",
     "PROFILE_SWEEP",
     "check",
@@ -112,7 +112,6 @@ _NAME = re.compile(
     r"^(?P<kind>[a-z]+(?:-heun|-sde)?)(?:-(?P<steps>\d+))?(?:\[(?P<options>[^\[\]]*)\])?$"
 )
 _SYNTAX = "<kind>[-<steps>][[option=value,...]]"
-MAX_STEPS = 2**31 - 1  # limits.INT32_MAX (limits imports the profiles, which import this)
 
 
 def split(text: str) -> list[str]:
@@ -153,9 +152,9 @@ def _parse(name: str) -> tuple[str, int | None, dict]:
         raise ValueError(f"sampler {kind!r} takes no step count, got {name!r}")
     if kind in _NEEDS_COUNT and steps is None:
         raise ValueError(f"sampler {kind!r} needs a step count, e.g. {kind}-50; got {name!r}")
-    if steps is not None and not 2 <= steps <= MAX_STEPS:
+    if steps is not None and not 2 <= steps <= INT32_MAX:
         raise ValueError(
-            f"a sampler's step count must lie in [2, {MAX_STEPS:,}] (a 32-bit count), got {name!r}"
+            f"a sampler's step count must lie in [2, {INT32_MAX:,}] (a 32-bit count), got {name!r}"
         )
     options = {}
     if match["options"] is not None:

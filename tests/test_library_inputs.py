@@ -174,3 +174,22 @@ def test_probability_flow_out_of_steps_says_how_many_to_allow():
         grid.sample(VP, _gaussian_score, KEY, (8, 2))
     enough = samplers.ProbabilityFlow(steps=20, max_steps=19, denoise=False)
     assert int(enough.sample(VP, _gaussian_score, KEY, (8, 2)).nfe) > 0
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda n: zoo.DPMSolverPP(steps=n),
+        lambda n: zoo.IPNDM(steps=n),
+        lambda n: samplers.DDIM(steps=n),
+        lambda n: samplers.EDMHeun(steps=n),
+        lambda n: samplers.ReverseSDE(steps=n),
+        lambda n: samplers.AnnealedLangevin(steps_per_level=n),
+        lambda n: presets.toy("vp", steps=n),
+    ],
+    ids=["dpm", "ipndm", "ddim", "edm", "sde", "langevin", "preset"],
+)
+def test_a_count_beyond_int32_is_refused_when_made(make):
+    # a table or grid of 2**40 steps would be a MemoryError, not a message
+    with pytest.raises(ValueError, match=r"must be an integer <= 2\*\*31 - 1 \(an int32 count\)"):
+        make(2**40)

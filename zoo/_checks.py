@@ -20,13 +20,21 @@ def is_concrete(x) -> bool:
     return True
 
 
-def check_integer(value, name: str, minimum: int | None = 1) -> int:
-    """``value`` as an ``int``; a float, bool or string is refused rather than truncated."""
+#: the largest int32: JAX counts steps and indexes samples in int32, so no count may exceed it
+INT32_MAX = 2**31 - 1
+
+
+def check_integer(value, name: str, minimum: int | None = 1, maximum: int | None = None) -> int:
+    """``value`` as an ``int``; a float, bool or string is refused rather than truncated, and
+    so is one below ``minimum`` or above ``maximum`` (``INT32_MAX``: an int32 count)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         at_least = "" if minimum is None else f" >= {minimum}"
         raise TypeError(f"{name} must be an integer{at_least}, got {value!r}")
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        bound = "2**31 - 1 (an int32 count)" if maximum == INT32_MAX else f"{maximum:,}"
+        raise ValueError(f"{name} must be an integer <= {bound}, got {value}")
     return int(value)
 
 

@@ -71,7 +71,7 @@ class TimeGrid:
     def times(self, sde: SDE, n: int) -> jax.Array:
         """``n`` decreasing times, the first ``T``, the last ``t_min`` (``end="t_min"``) or
         one grid step above zero noise (``end="zero"``)."""
-        n = _checks.check_integer(n, "steps", minimum=2)
+        n = _checks.check_integer(n, "steps", minimum=2, maximum=_checks.INT32_MAX)
         if isinstance(self.spacing, tuple):
             return self._given(sde, n)
         ends = jnp.asarray([sde.T, sde.t_min], jnp.float32)

@@ -128,7 +128,9 @@ class _Multistep(Sampler):
     predicts = "x0"
 
     def _check(self) -> None:
-        _checks.check_integer(self.steps, "steps", minimum=2 if self.denoises else 1)
+        _checks.check_integer(
+            self.steps, "steps", minimum=2 if self.denoises else 1, maximum=_checks.INT32_MAX
+        )
         # TimeGrid checks the options; without a grid, end and rho as any spacing takes them.
         TimeGrid("time" if self.grid is None else self.grid, self.end, self.rho)
 

@@ -30,7 +30,7 @@ import optax
 
 from zoo import data as data_lib
 from zoo import images, models, samplers, sdes
-from zoo._checks import check_integer, check_positive
+from zoo._checks import INT32_MAX, check_integer, check_positive
 from zoo.models import Model, transform
 from zoo.nets import ScoreNet, UNet
 
@@ -201,7 +201,9 @@ class Preset:
     def __post_init__(self):
         # A negative rate climbs the loss, zero never moves: both train "fine" and say nothing.
         check_positive(self.learning_rate, "learning_rate")
-        check_integer(self.steps, "steps")  # fit would refuse them only when called
+        check_integer(
+            self.steps, "steps", maximum=INT32_MAX
+        )  # else fit refuses it only when called
         check_integer(self.batch_size, "batch_size")
 
     def optimizer(self) -> optax.GradientTransformation:

@@ -187,7 +187,7 @@ class DDIM(GridSampler):
 
     def __post_init__(self):
         if self.steps is not None:
-            _checks.check_integer(self.steps, "steps", minimum=2)
+            _checks.check_integer(self.steps, "steps", minimum=2, maximum=_checks.INT32_MAX)
         if isinstance(self.eta, bool) or not (
             isinstance(self.eta, (int, float)) and 0.0 <= self.eta <= 1.0
         ):
@@ -310,7 +310,7 @@ class AnnealedLangevin(Sampler):
     def __post_init__(self):
         if self.levels is not None:
             _checks.check_integer(self.levels, "levels", minimum=2)
-        _checks.check_integer(self.steps_per_level, "steps_per_level")
+        _checks.check_integer(self.steps_per_level, "steps_per_level", maximum=_checks.INT32_MAX)
         _checks.check_positive(self.step_size, "step_size")
 
     def sample(self, sde, score_fn, key, shape):
@@ -361,7 +361,7 @@ class EDMHeun(Sampler):
     convergence_order = 2
 
     def __post_init__(self):
-        _checks.check_integer(self.steps, "steps", minimum=2)
+        _checks.check_integer(self.steps, "steps", minimum=2, maximum=_checks.INT32_MAX)
         TimeGrid(self.grid, self.end, self.rho)  # checks the options
         if self.end == "zero" and not self.denoise:
             raise ValueError("end='zero' ends with the denoising step: it needs denoise=True")
@@ -443,7 +443,7 @@ class ProbabilityFlow(Sampler):
         if not isinstance(self.solver, diffrax.AbstractSolver):
             raise TypeError(f"solver must be a Diffrax solver (e.g. Tsit5()), got {self.solver!r}")
         if self.steps is not None:
-            _checks.check_integer(self.steps, "steps", minimum=2)
+            _checks.check_integer(self.steps, "steps", minimum=2, maximum=_checks.INT32_MAX)
         _checks.check_positive(self.rtol, "rtol")
         _checks.check_positive(self.atol, "atol")
         _checks.check_integer(self.max_steps, "max_steps")
@@ -497,7 +497,7 @@ class ReverseSDE(Sampler):
 
     def __post_init__(self):
         if self.steps is not None:
-            _checks.check_integer(self.steps, "steps", minimum=2)
+            _checks.check_integer(self.steps, "steps", minimum=2, maximum=_checks.INT32_MAX)
         _checks.check_integer(self.trajectory_points, "trajectory_points", minimum=0)
 
     def sample(self, sde, score_fn, key, shape):

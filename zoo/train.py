@@ -42,7 +42,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from zoo._checks import MAX_SEED, check_integer, check_positive, check_seed
+from zoo._checks import INT32_MAX, MAX_SEED, check_integer, check_positive, check_seed
 from zoo.models import Model, transform
 
 __all__ = [
@@ -192,9 +192,6 @@ def _run_sharding(num_runs: int):
     return NamedSharding(Mesh(np.asarray(devices), ("runs",)), PartitionSpec("runs"))
 
 
-_MAX_STEPS = 2**31 - 1
-
-
 def _as_seeds(seeds) -> list[int]:
     if isinstance(seeds, (str, bytes, numbers.Number)) or not hasattr(seeds, "__iter__"):
         raise TypeError(f"seeds must be a sequence of integers, e.g. [0, 1, 2], got {seeds!r}")
@@ -279,9 +276,8 @@ def fit(
     """
     if not isinstance(model, Model):
         raise TypeError(f"model must be a zoo.Model from zoo.transform, got {model!r}")
-    steps = check_integer(steps, "steps")
-    if steps > _MAX_STEPS:  # the step counter (and the EMA warm-up read from it) is int32
-        raise ValueError(f"steps must be an integer <= 2**31 - 1 (an int32 count), got {steps}")
+    # the step counter (and the EMA warm-up read from it) is int32
+    steps = check_integer(steps, "steps", maximum=INT32_MAX)
     batch_size = check_integer(batch_size, "batch_size")
     log_every = check_integer(log_every, "log_every")
     num_train = check_integer(num_train, "num_train")
