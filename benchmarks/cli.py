@@ -109,8 +109,9 @@ def at_least(minimum: int, maximum: int = limits.INT32_MAX):
         if value < minimum:
             raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
         if value > maximum:
+            why = " (a 32-bit count)" if maximum == limits.INT32_MAX else ""
             raise argparse.ArgumentTypeError(
-                f"expected an integer <= {maximum:,} (a 32-bit count), got {value:,}"
+                f"expected an integer <= {maximum:,}{why}, got {value:,}"
             )
         return value
 

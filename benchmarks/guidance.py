@@ -42,8 +42,8 @@ import numpy as np
 
 import zoo
 from benchmarks import cache, limits, named_samplers
+from benchmarks.cli import at_least
 from benchmarks.digits import PASSES
-from benchmarks.limits import INT32_MAX
 from zoo import image_metrics, images, presets
 from zoo.nets import UNet
 from zoo.train import MAX_SEED
@@ -84,24 +84,6 @@ def _scales(text: str) -> tuple[float, ...]:
     if len(set(scales)) != len(scales):
         raise argparse.ArgumentTypeError(f"expected distinct guidance scales, got {text!r}")
     return scales
-
-
-def _positive(minimum: int, maximum: int = INT32_MAX):
-    """The parse of a count from ``minimum`` to ``maximum`` (default: the largest int32, as
-    steps and sample indices are int32 in JAX)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = minimum - 1
-        if not minimum <= value <= maximum:
-            raise argparse.ArgumentTypeError(
-                f"expected an integer in [{minimum}, {maximum}], got {text!r}"
-            )
-        return value
-
-    return parse
 
 
 def _families(text: str) -> tuple[str, ...]:
@@ -154,13 +136,13 @@ def parser() -> argparse.ArgumentParser:
         "--guidance", type=_scales, default=(0.0, 0.5, 1.0, 2.0, 4.0), metavar="LIST",
         help="guidance scales w >= 0 (0: the conditional model)",
     )  # fmt: skip
-    p.add_argument("--steps", type=_positive(1), default=4000, help="training steps per family")
-    p.add_argument("--channels", type=_positive(8), default=16, help="the UNet's base channels")
+    p.add_argument("--steps", type=at_least(1), default=4000, help="training steps per family")
+    p.add_argument("--channels", type=at_least(8), default=16, help="the UNet's base channels")
     p.add_argument("--p-uncond", type=_p_uncond, default=0.2, help="label dropout rate")
-    p.add_argument("--per-class", type=_positive(2), default=20, help="samples per class and w")
+    p.add_argument("--per-class", type=at_least(2), default=20, help="samples per class and w")
     p.add_argument("--sampler", type=_sampler, default="ddim-20", help="e.g. ddim-20, default")
     p.add_argument(
-        "--seed", type=_positive(0, MAX_SEED - SAMPLE_SEED), default=0,
+        "--seed", type=at_least(0, MAX_SEED - SAMPLE_SEED), default=0,
         help="training seed s; the samples are drawn with seed s + 1000",
     )  # fmt: skip
     p.add_argument("--out", default="results/digits-guidance", help="output folder")
@@ -177,10 +159,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         sampler = named_samplers.resolve(args.sampler, model.sde, None)
         if isinstance(sampler, str):
             raise UsageError(f"argument --sampler: {family}: {sampler}")
-    try:  # one call draws per_class samples of each of the ten classes
-        limits.check_points("--per-class", args.per_class, model, per=NUM_CLASSES)
-    except limits.TooLarge as e:
-        raise UsageError(f"argument {e} (samples per class; one call draws all classes)") from None
+        try:  # one call draws per_class samples of each of the ten classes
+            limits.check_points("--per-class", args.per_class, model, per=NUM_CLASSES)
+        except limits.TooLarge as e:
+            raise UsageError(f"argument {e} (samples per class, all classes at once)") from None
     return args
 
 
