@@ -1,8 +1,8 @@
 """``python -m benchmarks`` / ``zoo-bench``: run a profile, write the reports, print the table.
 
-This module imports only the standard library at the top: JAX and the zoo take seconds to
-import, and they are imported inside :func:`main` once Ctrl-C there is one line
-(:func:`_quit_while_starting`) rather than a ``KeyboardInterrupt`` traceback.
+This module imports only the standard library and :mod:`benchmarks.entry` at the top: JAX
+and the zoo take seconds to import, and they are imported inside :func:`main` once Ctrl-C
+there is one line (:func:`_interrupted`) rather than a ``KeyboardInterrupt`` traceback.
 """
 
 from __future__ import annotations
@@ -11,40 +11,32 @@ import dataclasses
 import json
 import os
 import shlex
-import signal
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
+
+from benchmarks import entry
 
 __all__ = ["main"]
 
 USAGE_ERROR = 2
 
 
-def _quit_while_starting(signum, frame) -> None:
-    """Ctrl-C or SIGTERM before the run starts (imports, checks): nothing is written yet, so
-    end at once with one line and 128 + the signal."""
-    os.write(sys.stderr.fileno(), b"\nzoo-bench: interrupted while starting; nothing was run\n")
-    os._exit(128 + signum)
+def _interrupted(out: Path | None) -> str:
+    """What Ctrl-C or SIGTERM prints (:func:`benchmarks.entry.stop_at_once`): while starting
+    (``out`` not yet held) that nothing was run; during the run what the cache has saved
+    (every piece is written aside and moved into place, so stopping anywhere is as safe as a
+    kill)."""
+    if out is None:
+        return "zoo-bench: interrupted while starting; nothing was run"
+    from benchmarks import cache
 
-
-def _stop_at_once_on_interrupt(out: Path):
-    """Ctrl-C or SIGTERM during the run: one line saying what the cache has saved, exit code
-    128 + the signal (:func:`benchmarks.entry.stop_at_once`). Every cached piece is written
-    aside and moved into place, so stopping anywhere is as safe as a kill. Returns a function
-    that undoes this."""
-    from benchmarks import cache, entry
-
-    def message() -> str:
-        saved = cache.Cache(out).count()
-        return (
-            f"zoo-bench: interrupted; {saved} finished pieces are saved in {out / 'cache'}; "
-            "run the same command again to resume"
-        )
-
-    return entry.stop_at_once(message)
+    saved = cache.Cache(out).count()
+    return (
+        f"zoo-bench: interrupted; {saved} finished pieces are saved in {out / 'cache'}; "
+        "run the same command again to resume"
+    )
 
 
 def _user_frames(error: BaseException) -> str:
@@ -86,9 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, run the benchmark (resuming from the output folder's cache) and print
     the results; bad input is one line on stderr and exit code 2."""
     start = time.perf_counter()
-    main_thread = threading.current_thread() is threading.main_thread()
-    stops = (signal.SIGINT, signal.SIGTERM)
-    before = {s: signal.signal(s, _quit_while_starting) for s in stops} if main_thread else {}
+    held_out: list[Path] = []  # the output folder, once this run holds it
+    restore = entry.stop_at_once(lambda: _interrupted(held_out[0] if held_out else None))
     try:
         from benchmarks import cache, cli
 
@@ -104,15 +95,13 @@ def main(argv: list[str] | None = None) -> int:
             _fail(f"cannot write to output folder {config.out!r}: {e.strerror or e}")
         except cache.Busy as e:
             _fail(f"{e}; wait for it to finish or choose another --out")
-        restore = _stop_at_once_on_interrupt(out)
+        held_out.append(out)
         try:
             return _run(config, out, start, argv)
         finally:
-            restore()
             held.close()
     finally:
-        for s, handler in before.items():
-            signal.signal(s, handler)
+        restore()
 
 
 def _run(config, out: Path, start: float, argv) -> int:
