@@ -26,6 +26,7 @@ from zoo.presets import CASE_STUDY_FAMILIES, FAMILIES, LIKELIHOOD_WEIGHTED
 from zoo.train import MAX_SEED
 
 __all__ = [
+    "Parser",
     "UsageError",
     "at_least",
     "budgets",
@@ -44,8 +45,11 @@ class UsageError(Exception):
     """A command-line value that cannot be used; its message says what was expected."""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse would print the usage and exit; keep it to one line
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are a one-line :class:`UsageError` (the command's
+    ``main`` prints it, exit code 2) instead of argparse's usage block."""
+
+    def error(self, message):
         raise UsageError(message)
 
 
@@ -330,7 +334,7 @@ VALUED = {
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = Parser(
         prog="zoo-bench",
         description="Train every model family on toy data or digits over several seeds, sample "
         "with each family's samplers, and tabulate sample quality next to the noise floor (the "

@@ -42,7 +42,7 @@ import numpy as np
 
 import zoo
 from benchmarks import cache, limits, named_samplers
-from benchmarks.cli import at_least
+from benchmarks.cli import Parser, UsageError, at_least
 from benchmarks.digits import PASSES
 from zoo import image_metrics, images, presets
 from zoo.nets import UNet
@@ -61,15 +61,6 @@ COLUMNS = {
     "class_kl": ("class KL", "lower"),
     "nearest_train": ("nearest train", None),
 }
-
-
-class UsageError(Exception):
-    """A command-line value that cannot be used; its message names the flag."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, not argparse's usage block
-        raise UsageError(message)
 
 
 def _scales(text: str) -> tuple[float, ...]:
@@ -123,7 +114,7 @@ def _p_uncond(text: str) -> float:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = Parser(
         prog="zoo-bench-guidance",
         description="Train every family class-conditionally on the digits and sweep the "
         "classifier-free guidance scale against the classifier's accuracy on the asked class "
