@@ -154,20 +154,10 @@ def test_a_damaged_checkpoint_is_named_by_its_path(tmp_path, suffix, damage):
     damaged = path.with_name(path.name + suffix)
     damaged.write_bytes(DAMAGE[damage](damaged.read_bytes()))
     load = train.load if suffix == ".npz" else train.load_model
-    try:
-        loaded = load(path)
-    except ValueError as error:
-        assert f"{damaged} is not a whole checkpoint" in str(error)
-        assert error.__cause__ is not None  # the reader's own error, chained below
-        return
-    # a flipped byte inside stored numbers can leave a readable file: then what loads is
-    # what was saved, or the file's checksum must have caught it
-    assert damage == "flipped", f"{damage} {suffix} loaded without a word"
-    if suffix == ".npz":
-        want = jax.tree_util.tree_leaves(train.load(path).params)
-        assert all(np.isfinite(leaf).all() for leaf in want)
-    else:
-        assert loaded.config == MODEL.config
+    # a flipped byte is caught too: by the zip's CRC in the .npz, as invalid UTF-8 in the .json
+    with pytest.raises(ValueError, match=f"{damaged} is not a whole checkpoint") as error:
+        load(path)
+    assert error.value.__cause__ is not None  # the reader's own error, chained below
 
 
 def test_a_deleted_checkpoint_is_file_not_found(tmp_path):
