@@ -188,7 +188,7 @@ def estimate(config: Config, memory: int) -> list[Phase]:
             ),
         }
         phases.append(_phase("training", memory, total, terms))
-        per_sample = per_example + 3 * example  # x, the noise and the score beside the network
+        per_sample = _per_point(per_example, example)
         counts = {"--samples": config.num_samples}
         if module.__name__ == "benchmarks.evaluation":
             counts["--nll-points"] = config.num_nll
@@ -229,13 +229,19 @@ def _presets(config: Config, datasets: list[str]) -> list:
     return found
 
 
+def _per_point(per_example: int, example: int) -> int:
+    """Bytes one point holds through a sampler or a likelihood: the network's largest
+    intermediate, and ``x``, the noise and the score beside it."""
+    return per_example + 3 * example
+
+
 def check_points(flag: str, n: int, model, memory: int | None = None, per: int = 1) -> None:
     """:class:`TooLarge` naming ``flag`` unless ``n`` points (``n * per``, when the flag
     counts groups of ``per``) through ``model``'s network at once (a likelihood's or a
     sampler's batch) fit in ``memory`` (default: the machine's)."""
     memory = machine_memory() if memory is None else memory
     param_bytes, per_example = network_bytes(model)
-    per_point = (per_example + 3 * math.prod(model.event_shape) * FLOAT) * per
+    per_point = _per_point(per_example, math.prod(model.event_shape) * FLOAT) * per
     total = param_bytes + n * per_point
     if total > memory:
         raise TooLarge(
