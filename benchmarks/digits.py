@@ -10,7 +10,7 @@ value: memorisation). A run's likelihood is ``bpd``, the NLL bound of held-out d
 digits in bits per dimension (probability-flow ODE, one Hutchinson probe). The noise floor is
 the same metrics for held-out real digits scored as if they were samples.
 
-Besides the five families, ``writeup``: the MNIST write-up's DDPM
+Besides the families of ``zoo.presets.FAMILIES``, ``writeup``: the MNIST write-up's DDPM
 (:func:`zoo.presets.mnist_writeup`, T = 200, adam 1e-4), whose ancestral sampler can be set
 against DDIM from the same network.
 """

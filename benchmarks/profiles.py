@@ -86,12 +86,12 @@ TOY_DATASETS = (
     "swissroll",
 )
 
-# The whole comparison on 2 CPU cores: six datasets x five families x three seeds (90 runs,
+# The whole comparison on 2 CPU cores: six datasets x six families x three seeds (108 runs,
 # trained 18 at a time per family), each run sampled by its family's default sampler and by the
-# five deterministic fast samplers at 5-100 NFE. What sets the size: training 90 runs at ~560
+# five deterministic fast samplers at 5-100 NFE. What sets the size: training the runs at ~560
 # aggregate steps/s; 26 cells per run at ~0.7 s of metrics each for n = 1,000; NCSN's default
-# (annealed Langevin) costs 10,000 NFE per sample. With four sweep kinds (21 cells per run) it
-# took about an hour.
+# (annealed Langevin) costs 10,000 NFE per sample. With five families and four sweep kinds
+# (21 cells per run) it took about an hour.
 STANDARD = Config(
     profile="standard",
     families=FAMILIES,

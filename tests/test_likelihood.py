@@ -17,6 +17,7 @@ PROCESSES = {
     "vp": sdes.VP(0.1, 20.0, t_min=1e-5),
     "subvp": sdes.SubVP(0.1, 20.0, t_min=1e-5),
     "ve": sdes.VE(0.01, 100.0),
+    "flow": sdes.FlowPath(t_min=1e-5),
 }
 
 

@@ -22,6 +22,7 @@ CHEAP = {
     "vp": samplers.EulerMaruyama(steps=200),
     "subvp": samplers.EulerMaruyama(steps=200),
     "ve": samplers.EulerMaruyama(steps=200),
+    "flow": samplers.DDIM(steps=20),
 }
 
 

@@ -13,6 +13,7 @@ PROCESSES = {
     "ve": sdes.VE(0.01, 10.0),
     "ddpm": sdes.ddpm_linear(1e-4, 0.02, 1000),
     "ncsn": sdes.ncsn_geometric(10.0, 0.01, 50),
+    "flow": sdes.FlowPath(),
 }
 
 
@@ -42,6 +43,9 @@ def test_marginal_matches_simulation_of_the_forward_sde(name):
     sde = PROCESSES[name]
     x0, n, steps = 1.5, 20_000, 1000
     ts = np.linspace(sde.t_min, sde.T, steps + 1)
+    if isinstance(sde, sdes.FlowPath):
+        # f = -1/(1 - t) is -1000 at T: steps uniform in log(1 - t) keep f dt constant
+        ts = 1.0 - np.geomspace(1.0 - sde.t_min, 1.0 - sde.T, steps + 1)
     key = jax.random.PRNGKey(0)
     # Start at t_min from the exact marginal there (the VE/NCSN processes start noised).
     a0, s0 = sde.marginal(ts[0])

@@ -103,6 +103,7 @@ TINY_PROCESSES = {
     "vp": (sdes.VP(), samplers.DDIM(steps=4)),
     "subvp": (sdes.SubVP(), samplers.EulerMaruyama(steps=4)),
     "ve": (sdes.VE(0.01, 5.0), samplers.ProbabilityFlow(steps=4)),
+    "flow": (sdes.FlowPath(), samplers.DDIM(steps=4)),
 }
 
 

@@ -1,4 +1,5 @@
-"""zoo: DDPM, NCSN and score SDEs (VP, sub-VP, VE) side by side over one score network.
+"""zoo: DDPM, NCSN, score SDEs (VP, sub-VP, VE) and flow matching side by side over one score
+network.
 
 The public API; everything a user needs is reachable from here.
 
@@ -41,7 +42,10 @@ _SUBMODULES = frozenset(
 #: public name -> the submodule that defines it
 _ATTRIBUTES = {
     "log_likelihood": "likelihood",
-    **dict.fromkeys(("DDPM", "NCSN", "DiffusionModel", "Model", "ScoreSDE", "transform"), "models"),
+    **dict.fromkeys(
+        ("DDPM", "NCSN", "DiffusionModel", "FlowMatching", "Model", "ScoreSDE", "transform"),
+        "models",
+    ),
     **dict.fromkeys(("ScoreNet", "UNet"), "nets"),
     **dict.fromkeys(
         (
@@ -58,7 +62,7 @@ _ATTRIBUTES = {
         "samplers",
     ),
     **dict.fromkeys(("DPMSolverPP", "DPMSolverPPSDE", "IPNDM", "UniPC"), "multistep"),
-    **dict.fromkeys(("VE", "VP", "SubVP"), "sdes"),
+    **dict.fromkeys(("VE", "VP", "SubVP", "FlowPath"), "sdes"),
 }
 
 __all__ = [
@@ -74,6 +78,8 @@ __all__ = [
     "EDMHeun",
     "DiffusionModel",
     "EulerMaruyama",
+    "FlowMatching",
+    "FlowPath",
     "IPNDM",
     "Model",
     "PredictorCorrector",
@@ -142,7 +148,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; never run
     )
     from zoo import models as models
     from zoo.likelihood import log_likelihood
-    from zoo.models import DDPM, NCSN, DiffusionModel, Model, ScoreSDE, transform
+    from zoo.models import DDPM, NCSN, DiffusionModel, FlowMatching, Model, ScoreSDE, transform
     from zoo.multistep import IPNDM, DPMSolverPP, DPMSolverPPSDE, UniPC
     from zoo.nets import ScoreNet, UNet
     from zoo.samplers import (
@@ -156,4 +162,4 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; never run
         ReverseSDE,
         Samples,
     )
-    from zoo.sdes import VE, VP, SubVP
+    from zoo.sdes import VE, VP, FlowPath, SubVP

@@ -40,6 +40,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+import diffrax
 import equinox as eqx
 import haiku as hk
 import jax
@@ -52,18 +53,22 @@ from zoo import sdes
 from zoo._checks import check_integer, is_concrete
 from zoo.nets import ScoreNet
 
-__all__ = ["DiffusionModel", "DDPM", "NCSN", "ScoreSDE", "Model", "transform"]
+__all__ = ["DiffusionModel", "DDPM", "NCSN", "ScoreSDE", "FlowMatching", "Model", "transform"]
 
-PREDICTIONS = ("eps", "score", "x0")
+PREDICTIONS = ("eps", "score", "x0", "velocity")
 WEIGHTINGS = ("simple", "likelihood")
-TIME_SAMPLINGS = ("uniform", "importance")
+TIME_SAMPLINGS = ("uniform", "importance", "logit_normal")
+COUPLINGS = ("independent", "ot")
 
 
 class DiffusionModel(hk.Module):
     """A forward process ``sde`` and a network ``net`` (a factory of an hk.Module with the
     contract ``net()(x, t, is_training) -> like x``) over examples of ``event_shape``.
 
-    ``predict``: what the network outputs (``"eps"``, ``"score"`` or ``"x0"``).
+    ``predict``: what the network outputs (``"eps"``, ``"score"``, ``"x0"`` or
+    ``"velocity"``, the path's :math:`u = \\dot\\alpha_t x_0 + \\dot\\sigma_t \\epsilon`,
+    :meth:`zoo.sdes.SDE.velocity_from_eps`; with ``"velocity"`` the simple loss is
+    :math:`\\|\\hat u - u\\|^2`, conditional flow matching's).
     ``weighting``: ``"simple"`` (:math:`\\lambda = 1`) or ``"likelihood"``
     (:math:`\\lambda = g(t)^2/\\sigma_t^2`, Song et al. 2021b: the loss bounds the NLL).
     ``time_sampling``: ``"uniform"`` (the process's training times) or, with the likelihood
@@ -76,7 +81,15 @@ class DiffusionModel(hk.Module):
         E\\|\\hat\\epsilon - \\epsilon\\|^2 dt,
 
     the importance sampler with far less variance: :math:`g^2/\\sigma^2` grows like
-    :math:`1/t` near :math:`t = 0` for VP processes.
+    :math:`1/t` near :math:`t = 0` for VP processes. ``"logit_normal"`` (continuous-time
+    processes): :math:`t` logit-normal on ``[t_min, T]``
+    (:meth:`zoo.sdes.SDE.sample_time_logit_normal`, Esser et al. 2024).
+
+    ``coupling``: ``"independent"`` (each example's own noise) or ``"ot"``: the batch's noise
+    paired with its examples by the assignment of least total squared distance, minibatch
+    optimal transport (Tong et al. 2024), solved exactly on the host
+    (``scipy.optimize.linear_sum_assignment``, :math:`O(B^3)` per step); unconditional
+    models only, since it would pair an example with another class's noise path.
 
     ``num_classes``: ``None`` (unconditional) or the number of classes :math:`K` of a
     conditional model: the network gets ``label=`` the one-hot of an integer class in
@@ -98,6 +111,7 @@ class DiffusionModel(hk.Module):
         time_sampling: str = "uniform",
         num_classes: int | None = None,
         p_uncond: float = 0.1,
+        coupling: str = "independent",
         name: str | None = None,
     ):
         super().__init__(name=name)
@@ -115,6 +129,19 @@ class DiffusionModel(hk.Module):
             raise ValueError(
                 f"time_sampling must be one of {TIME_SAMPLINGS}, got {time_sampling!r}"
             )
+        if coupling not in COUPLINGS:
+            raise ValueError(f"coupling must be one of {COUPLINGS}, got {coupling!r}")
+        if coupling == "ot" and num_classes is not None:
+            raise ValueError(
+                "coupling='ot' pairs a batch's examples with its noise regardless of class; "
+                "it is for unconditional models (num_classes=None), got "
+                f"num_classes={num_classes}"
+            )
+        if time_sampling == "logit_normal" and sde.num_levels is not None:
+            raise ValueError(
+                "time_sampling='logit_normal' draws continuous times: needs an SDE such as "
+                f"VP, VE or FlowPath, got {type(sde).__name__} (discrete levels)"
+            )
         if time_sampling == "importance" and (
             weighting != "likelihood" or sde.num_levels is not None
         ):
@@ -124,6 +151,7 @@ class DiffusionModel(hk.Module):
                 f"and an SDE such as VP, SubVP or VE (got {type(sde).__name__})"
             )
         self.time_sampling = time_sampling
+        self.coupling = coupling
         self.sde = sde
         self.event_shape = tuple(int(d) for d in event_shape)
         self.predict = predict
@@ -160,6 +188,10 @@ class DiffusionModel(hk.Module):
     def _eps(self, params, x, t, key=None, is_training=False, labels=None) -> jax.Array:
         """Predicted noise for a batch ``x: [B, *event]`` at times ``t: [B]`` (and, for a
         conditional model, classes ``labels: [B]``; ``None``: the null class)."""
+        return self._to_eps(x, t, self._output(params, x, t, key, is_training, labels))
+
+    def _output(self, params, x, t, key=None, is_training=False, labels=None) -> jax.Array:
+        """The network's output for a batch, in the units of ``predict``."""
         label = self._one_hot(labels)
         if label is not None:
             label = jnp.broadcast_to(label, (x.shape[0], label.shape[-1]))
@@ -169,11 +201,17 @@ class DiffusionModel(hk.Module):
                 f"net: the network maps x of shape {x.shape} to {jnp.shape(out)}; it must "
                 "return an array shaped like x"
             )
+        return out
+
+    def _to_eps(self, x, t, out):
+        """The network's output ``out`` at ``x, t: [B]`` converted to noise units."""
         t = self._expand(t)
         if self.predict == "score":
             return self.sde.eps_from_score(out, t)
         if self.predict == "x0":
             return self.sde.eps_from_x0(x, out, t)
+        if self.predict == "velocity":
+            return self.sde.eps_from_velocity(x, out, t)
         return out
 
     def _expand(self, t):
@@ -222,13 +260,25 @@ class DiffusionModel(hk.Module):
             )
             labels = jnp.where(drop, self.num_classes, labels)
         importance = self.time_sampling == "importance"
-        sample_time = (
-            self.sde.sample_time_by_likelihood_weight if importance else self.sde.sample_time
-        )
+        sample_time = {
+            "uniform": self.sde.sample_time,
+            "importance": self.sde.sample_time_by_likelihood_weight,
+            "logit_normal": self.sde.sample_time_logit_normal,
+        }[self.time_sampling]
         t = sample_time(t_key, x0.shape[:1])  # [B]
-        xt, eps = self.sde.perturb(eps_key, x0, self._expand(t))
-        eps_hat = self._eps(params, xt, t, dropout_key, is_training=True, labels=labels)
+        eps = jax.random.normal(eps_key, x0.shape, x0.dtype)
+        if self.coupling == "ot":
+            eps = eps[_assignment(x0, eps)]
+        alpha, sigma = self.sde.marginal(self._expand(t))
+        xt = alpha * x0 + sigma * eps
+        out = self._output(params, xt, t, dropout_key, is_training=True, labels=labels)
         axes = tuple(range(1, x0.ndim))
+        if self.predict == "velocity" and self.weighting == "simple":
+            # in velocity units: the conditional flow-matching loss (Lipman et al. 2023, eq. 9)
+            d_alpha, d_sigma = self.sde.velocity_coefficients(self._expand(t))
+            u = d_alpha * x0 + d_sigma * eps
+            return jnp.mean((out - u) ** 2, axis=axes)
+        eps_hat = self._to_eps(xt, t, out)
         per_example = jnp.mean((eps_hat - eps) ** 2, axis=axes)
         if importance:
             span = self.sde.T - self.sde.t_min
@@ -330,6 +380,25 @@ class NCSN(DiffusionModel):
         super().__init__(schedule, **kwargs)
 
 
+class FlowMatching(DiffusionModel):
+    """Flow matching on the straight path :math:`x_t = (1 - t) x_0 + t\\epsilon`
+    (:class:`zoo.sdes.FlowPath`; Lipman et al. 2023, Liu et al. 2023): the network predicts the
+    velocity :math:`u = \\epsilon - x_0` (``predict="velocity"``, not the "v" of Salimans & Ho
+    2022), trained by :math:`\\|\\hat u(x_t, t) - u\\|^2`, and by default sampled by Euler's
+    method on the probability-flow ODE, whose drift on this path is :math:`\\hat u`, with 100
+    steps uniform in :math:`t` and a final denoising step (101 evaluations).
+
+    ``time_sampling="logit_normal"`` (Esser et al. 2024) and ``coupling="ot"`` (Tong et al.
+    2024) are the common variants (:class:`DiffusionModel`)."""
+
+    @staticmethod
+    def default_sampler() -> samplers_lib.Sampler:
+        return samplers_lib.ProbabilityFlow(solver=diffrax.Euler(), steps=101)
+
+    def __init__(self, sde: sdes.FlowPath | None = None, predict: str = "velocity", **kwargs: Any):
+        super().__init__(sdes.FlowPath() if sde is None else sde, predict=predict, **kwargs)
+
+
 class ScoreSDE(DiffusionModel):
     """Song et al. 2021: a continuous-time SDE (VP, SubVP or VE), sampled by default with the
     probability-flow ODE (adaptive Tsit5)."""
@@ -383,6 +452,21 @@ def _net_fn(net: Callable[[], hk.Module]):
     return fn
 
 
+def _assignment(x0: jax.Array, eps: jax.Array) -> jax.Array:
+    """The permutation ``p`` minimising :math:`\\sum_i \\|x_{0,i} - \\epsilon_{p_i}\\|^2`
+    over a batch: exact minibatch optimal transport between equal-size batches, an assignment
+    problem (Hungarian algorithm, on the host; one call per example under ``vmap``)."""
+    from scipy.optimize import linear_sum_assignment
+
+    def solve(cost):
+        return linear_sum_assignment(cost)[1].astype(np.int32)
+
+    flat = x0.reshape(x0.shape[0], -1), eps.reshape(eps.shape[0], -1)
+    cost = jnp.sum((flat[0][:, None, :] - flat[1][None, :, :]) ** 2, axis=-1)
+    out = jax.ShapeDtypeStruct(x0.shape[:1], jnp.int32)
+    return jax.pure_callback(solve, out, cost, vmap_method="sequential")
+
+
 def _as_guidance(guidance):
     """``None`` for no guidance (``None`` or a Python 0: one network call per score), else the
     checked scale as a float32 array, so that every scale shares one compilation."""
@@ -426,7 +510,9 @@ def transform(family: type[DiffusionModel], **config: Any) -> Model:
     ``p_uncond=`` for a class-conditional model).
     """
     if not (isinstance(family, type) and issubclass(family, DiffusionModel)):
-        raise TypeError(f"family must be zoo.DDPM, zoo.NCSN or zoo.ScoreSDE, got {family!r}")
+        raise TypeError(
+            f"family must be zoo.DDPM, zoo.NCSN, zoo.ScoreSDE or zoo.FlowMatching, got {family!r}"
+        )
     # Build the module once outside any jit so that a bad config fails here, clearly.
     probe = hk.transform(lambda: (family(**config).sde, family(**config).event_shape))
     sde, event_shape = probe.apply({}, None)

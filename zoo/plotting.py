@@ -43,6 +43,7 @@ FAMILY_COLORS: dict[str, str] = {
     "subvp": "#009E73",  # bluish green
     "ncsn": "#E69F00",  # orange
     "ve": "#D55E00",  # vermillion: NCSN's continuous limit
+    "flow": "#CC79A7",  # reddish purple
 }
 
 #: How each family is named in titles and legends.
@@ -53,6 +54,7 @@ FAMILY_LABELS: dict[str, str] = {
     "subvp": "sub-VP SDE",
     "ncsn": "NCSN",
     "ve": "VE SDE",
+    "flow": "flow matching",
 }
 
 Limits = tuple[tuple[float, float], tuple[float, float]]

@@ -58,7 +58,7 @@ class CaseStudy:
 
     process: sdes.SDE
     sampler: samplers.Sampler
-    predict: str = "eps"
+    predict: str | None = None  # None: the model's default (the noise)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +83,7 @@ class Family:
         net: Callable,
         process: sdes.SDE | None = None,
         event_shape: tuple[int, ...] | None = None,
-        predict: str = "eps",
+        predict: str | None = None,
     ) -> Model:
         """:func:`zoo.transform` of this family over ``net`` (and ``process`` in place of the
         family's). Besides the process and ``net``, the config names only the settings that
@@ -96,7 +96,7 @@ class Family:
         if event_shape is not None:
             config["event_shape"] = event_shape
         config["net"] = net
-        if predict != "eps":
+        if predict is not None:  # None: the model's own (noise, or velocity for flow matching)
             config["predict"] = predict
         if self.weighting != "simple":
             config["weighting"] = self.weighting
@@ -152,6 +152,12 @@ _FAMILIES = {
         toy_sampler=samplers.EulerMaruyama(steps=1000),
         digits_sampler=samplers.EulerMaruyama(steps=500),
     ),
+    "flow": Family(
+        model=models.FlowMatching,
+        process=sdes.FlowPath(),
+        toy_sampler=models.FlowMatching.default_sampler(),
+        digits_sampler=models.FlowMatching.default_sampler(),
+    ),
 }
 
 
@@ -167,15 +173,16 @@ def _likelihood_weighted(family: Family) -> Family:
     )
 
 
-#: Every family by name: the five of ``FAMILIES``, then ``"<family>-lw"``, the likelihood-
-#: weighted version of each continuous-time one (importance sampling of t needs a continuum).
+#: Every family by name: the six of ``FAMILIES``, then ``"<family>-lw"``, the likelihood-
+#: weighted version of each score SDE (importance sampling of t needs a continuum; flow
+#: matching's loss is its own).
 FAMILY_TABLE: Mapping[str, Family] = types.MappingProxyType(
     {
         **_FAMILIES,
         **{
             f"{name}-lw": _likelihood_weighted(family)
             for name, family in _FAMILIES.items()
-            if family.process.num_levels is None
+            if family.model is models.ScoreSDE
         },
     }
 )
