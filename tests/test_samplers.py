@@ -19,6 +19,7 @@ N = 4000
 NINE = data.nine_gaussians()
 VP, VE = sdes.VP(0.1, 20.0), sdes.VE(0.01, 10.0)
 DDPM_1000, NCSN_100 = sdes.ddpm_linear(1e-4, 0.02, 1000), sdes.ncsn_geometric(10.0, 0.01, 100)
+FLOW = sdes.FlowPath()
 
 CASES = {
     "vp/ancestral-200": (VP, samplers.Ancestral(steps=200)),
@@ -41,6 +42,9 @@ CASES = {
     "ve/edm-heun-10": (VE, samplers.EDMHeun(steps=10)),
     "ddpm/dpm-solver++-20": (DDPM_1000, multistep.DPMSolverPP(steps=20)),
     "ncsn/edm-heun-10": (NCSN_100, samplers.EDMHeun(steps=10)),
+    "flow/euler-100": (FLOW, samplers.ProbabilityFlow(diffrax.Euler(), steps=101)),
+    "flow/em-1000": (FLOW, samplers.EulerMaruyama(steps=1000)),
+    "flow/unipc-20": (FLOW, multistep.UniPC(steps=20)),
 }
 
 
@@ -184,7 +188,7 @@ FAST = {
 }
 
 
-@pytest.mark.parametrize("sde", [VP, VE, DDPM_1000, NCSN_100], ids=lambda s: type(s).__name__)
+@pytest.mark.parametrize("sde", [VP, VE, DDPM_1000, NCSN_100, FLOW], ids=lambda s: type(s).__name__)
 @pytest.mark.parametrize("name", list(FAST))
 def test_fast_samplers_converge_at_their_order(name, sde):
     """DDIM is first order and EDM's Heun second order, on every process (the discrete
