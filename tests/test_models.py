@@ -53,9 +53,18 @@ def test_family_learns_the_nine_gaussians(family):
     assert swd < 0.25 * swd_prior, (swd, swd_prior)
 
 
-@pytest.mark.parametrize("predict", ["score", "x0"])
-def test_other_parametrisations_train(predict):
-    model = zoo.transform(zoo.ScoreSDE, sde=sdes.VP(), predict=predict)
+@pytest.mark.parametrize(
+    "config",
+    [
+        dict(predict="score"),
+        dict(predict="x0"),
+        dict(predict="v"),
+        dict(predict="edm", sigma_data=1.6, time_sampling="edm"),
+    ],
+    ids=lambda c: c["predict"],
+)
+def test_other_parametrisations_train(config):
+    model = zoo.transform(zoo.ScoreSDE, sde=sdes.VP(), **config)
     _, curve = zoo.train.fit(model, NINE, steps=600, log_every=200, num_train=2000)
     assert np.all(np.isfinite(curve)) and curve[0, -1] < curve[0, 0]
 

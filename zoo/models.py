@@ -48,16 +48,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from zoo import guidance as guidance_lib
+from zoo import parametrisations, sdes
 from zoo import samplers as samplers_lib
-from zoo import sdes
 from zoo._checks import check_integer, is_concrete
 from zoo.nets import ScoreNet
 
 __all__ = ["DiffusionModel", "DDPM", "NCSN", "ScoreSDE", "FlowMatching", "Model", "transform"]
 
-PREDICTIONS = ("eps", "score", "x0", "velocity")
-WEIGHTINGS = ("simple", "likelihood")
-TIME_SAMPLINGS = ("uniform", "importance", "logit_normal")
+PREDICTIONS = parametrisations.NAMES
+WEIGHTINGS = ("simple", "likelihood", "edm")
+TIME_SAMPLINGS = ("uniform", "importance", "logit_normal", "edm")
 COUPLINGS = ("independent", "ot")
 
 
@@ -65,11 +65,13 @@ class DiffusionModel(hk.Module):
     """A forward process ``sde`` and a network ``net`` (a factory of an hk.Module with the
     contract ``net()(x, t, is_training) -> like x``) over examples of ``event_shape``.
 
-    ``predict``: what the network outputs (``"eps"``, ``"score"``, ``"x0"`` or
-    ``"velocity"``, the path's :math:`u = \\dot\\alpha_t x_0 + \\dot\\sigma_t \\epsilon`,
-    :meth:`zoo.sdes.SDE.velocity_from_eps`; with ``"velocity"`` the simple loss is
-    :math:`\\|\\hat u - u\\|^2`, conditional flow matching's).
-    ``weighting``: ``"simple"`` (:math:`\\lambda = 1`) or ``"likelihood"``
+    ``predict``: what the network outputs (:mod:`zoo.parametrisations`: ``"eps"``,
+    ``"score"``, ``"x0"``, ``"v"``, ``"velocity"`` or ``"edm"``, the last with ``sigma_data``,
+    the data's std); ``"v"``, ``"velocity"`` and ``"edm"`` take the simple loss in their own
+    units (for ``"velocity"``, conditional flow matching's :math:`\\|\\hat u - u\\|^2`).
+    ``weighting``: ``"simple"`` (:math:`\\lambda = 1`), ``"edm"`` (:math:`\\lambda =
+    (\\tilde\\sigma^2 + s_d^2)/s_d^2` in noise units, EDM's weighting; needs ``sigma_data``)
+    or ``"likelihood"``
     (:math:`\\lambda = g(t)^2/\\sigma_t^2`, Song et al. 2021b: the loss bounds the NLL).
     ``time_sampling``: ``"uniform"`` (the process's training times) or, with the likelihood
     weighting on a continuous-time process, ``"importance"``: :math:`t \\sim p(t) \\propto
@@ -83,7 +85,11 @@ class DiffusionModel(hk.Module):
     the importance sampler with far less variance: :math:`g^2/\\sigma^2` grows like
     :math:`1/t` near :math:`t = 0` for VP processes. ``"logit_normal"`` (continuous-time
     processes): :math:`t` logit-normal on ``[t_min, T]``
-    (:meth:`zoo.sdes.SDE.sample_time_logit_normal`, Esser et al. 2024).
+    (:meth:`zoo.sdes.SDE.sample_time_logit_normal`, Esser et al. 2024). ``"edm"``
+    (continuous-time processes): :math:`\\log\\tilde\\sigma \\sim N(P_{mean}, P_{std}^2)`
+    (Karras et al. 2022; ``p_mean=-1.2, p_std=1.2``), mapped to :math:`t` through the log-SNR
+    :math:`\\lambda = -\\log\\tilde\\sigma`; draws beyond the process's noise range are
+    clipped to its ends, ``t_min`` and ``T``.
 
     ``coupling``: ``"independent"`` (each example's own noise) or ``"ot"``: the batch's noise
     paired with its examples by the assignment of least total squared distance, minibatch
@@ -112,6 +118,9 @@ class DiffusionModel(hk.Module):
         num_classes: int | None = None,
         p_uncond: float = 0.1,
         coupling: str = "independent",
+        sigma_data: float | None = None,
+        p_mean: float = -1.2,
+        p_std: float = 1.2,
         name: str | None = None,
     ):
         super().__init__(name=name)
@@ -121,8 +130,7 @@ class DiffusionModel(hk.Module):
             raise ValueError(f"p_uncond must lie in [0, 1], got {p_uncond!r}")
         if not isinstance(sde, sdes.SDE):
             raise TypeError(f"sde must be a zoo.sdes.SDE (VP, SubVP, VE, ...), got {sde!r}")
-        if predict not in PREDICTIONS:
-            raise ValueError(f"predict must be one of {PREDICTIONS}, got {predict!r}")
+        self.parametrisation = parametrisations.get(predict, sigma_data)
         if weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
         if time_sampling not in TIME_SAMPLINGS:
@@ -137,11 +145,19 @@ class DiffusionModel(hk.Module):
                 "it is for unconditional models (num_classes=None), got "
                 f"num_classes={num_classes}"
             )
-        if time_sampling == "logit_normal" and sde.num_levels is not None:
+        if time_sampling in ("logit_normal", "edm") and sde.num_levels is not None:
             raise ValueError(
-                "time_sampling='logit_normal' draws continuous times: needs an SDE such as "
+                f"time_sampling={time_sampling!r} draws continuous times: needs an SDE such as "
                 f"VP, VE or FlowPath, got {type(sde).__name__} (discrete levels)"
             )
+        if weighting == "edm" and sigma_data is None:
+            raise ValueError("weighting='edm' needs sigma_data, the standard deviation of the data")
+        for value, what in ((p_mean, "p_mean"), (p_std, "p_std")):
+            if not (isinstance(value, (int, float)) and np.isfinite(value)):
+                raise ValueError(f"{what} must be a finite number, got {value!r}")
+        if p_std <= 0:
+            raise ValueError(f"p_std must be > 0, got {p_std!r}")
+        self.p_mean, self.p_std = float(p_mean), float(p_std)
         if time_sampling == "importance" and (
             weighting != "likelihood" or sde.num_levels is not None
         ):
@@ -195,7 +211,8 @@ class DiffusionModel(hk.Module):
         label = self._one_hot(labels)
         if label is not None:
             label = jnp.broadcast_to(label, (x.shape[0], label.shape[-1]))
-        out = self._net.apply(params, key, x, t, is_training, label)
+        given = self.parametrisation.network_input(self.sde, x, self._expand(t))
+        out = self._net.apply(params, key, given, t, is_training, label)
         if jnp.shape(out) != x.shape:  # static shapes: a user's network fails here, by name
             raise ValueError(
                 f"net: the network maps x of shape {x.shape} to {jnp.shape(out)}; it must "
@@ -205,14 +222,7 @@ class DiffusionModel(hk.Module):
 
     def _to_eps(self, x, t, out):
         """The network's output ``out`` at ``x, t: [B]`` converted to noise units."""
-        t = self._expand(t)
-        if self.predict == "score":
-            return self.sde.eps_from_score(out, t)
-        if self.predict == "x0":
-            return self.sde.eps_from_x0(x, out, t)
-        if self.predict == "velocity":
-            return self.sde.eps_from_velocity(x, out, t)
-        return out
+        return self.parametrisation.to_eps(self.sde, x, self._expand(t), out)
 
     def _expand(self, t):
         return jnp.reshape(t, jnp.shape(t) + (1,) * len(self.event_shape))
@@ -264,6 +274,7 @@ class DiffusionModel(hk.Module):
             "uniform": self.sde.sample_time,
             "importance": self.sde.sample_time_by_likelihood_weight,
             "logit_normal": self.sde.sample_time_logit_normal,
+            "edm": self._sample_time_edm,
         }[self.time_sampling]
         t = sample_time(t_key, x0.shape[:1])  # [B]
         eps = jax.random.normal(eps_key, x0.shape, x0.dtype)
@@ -273,19 +284,29 @@ class DiffusionModel(hk.Module):
         xt = alpha * x0 + sigma * eps
         out = self._output(params, xt, t, dropout_key, is_training=True, labels=labels)
         axes = tuple(range(1, x0.ndim))
-        if self.predict == "velocity" and self.weighting == "simple":
-            # in velocity units: the conditional flow-matching loss (Lipman et al. 2023, eq. 9)
-            d_alpha, d_sigma = self.sde.velocity_coefficients(self._expand(t))
-            u = d_alpha * x0 + d_sigma * eps
-            return jnp.mean((out - u) ** 2, axis=axes)
+        if self.parametrisation.own_units and self.weighting == "simple":
+            # in the output's units: for "velocity" the conditional flow-matching loss (Lipman
+            # et al. 2023, eq. 9), for "v" Salimans & Ho's, for "edm" Karras et al.'s
+            target = self.parametrisation.target(self.sde, x0, eps, self._expand(t))
+            return jnp.mean((out - target) ** 2, axis=axes)
         eps_hat = self._to_eps(xt, t, out)
         per_example = jnp.mean((eps_hat - eps) ** 2, axis=axes)
+        if self.weighting == "edm":
+            tilde2 = self.sde.variance(t) * jnp.exp(-2.0 * self.sde.log_alpha(t))
+            s2 = self.parametrisation.sigma_data**2
+            return per_example * (tilde2 + s2) / s2
         if importance:
             span = self.sde.T - self.sde.t_min
             per_example = per_example * self.sde.likelihood_weight_integral() / span
         elif self.weighting == "likelihood":
             per_example = per_example * self.sde.diffusion(t) ** 2 / self.sde.variance(t)
         return per_example
+
+    def _sample_time_edm(self, key, shape):
+        """:math:`\\log\\tilde\\sigma \\sim N(P_{mean}, P_{std}^2)` as times, clipped to
+        ``[t_min, T]`` by :meth:`zoo.sdes.SDE.time_at_log_snr`."""
+        log_sigma = self.p_mean + self.p_std * jax.random.normal(key, shape)
+        return jnp.clip(self.sde.time_at_log_snr(-log_sigma), self.sde.t_min, self.sde.T)
 
     def _score_fn(self, params, labels, guidance, n: int):
         """The score ``fn(x, t)`` the samplers read: the model's, or for labels the guided

@@ -1,0 +1,128 @@
+"""What the network predicts: every parametrisation converts back to the noise exactly, a
+network that outputs the exact posterior mean of its target gives the exact score in each,
+EDM's target has unit variance, and the options' errors name them."""
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import zoo
+from zoo import parametrisations, sdes
+
+PROCESSES = {
+    "vp": sdes.VP(0.1, 20.0),
+    "subvp": sdes.SubVP(0.1, 20.0),
+    "ve": sdes.VE(0.01, 10.0),
+    "flow": sdes.FlowPath(),
+    "ddpm": sdes.ddpm_linear(1e-4, 0.02, 1000),
+    "ncsn": sdes.ncsn_geometric(10.0, 0.01, 100),
+}
+S = 1.5  # the data's std: N(0, S^2 I) in 2-D
+
+
+def _times(sde):
+    return jnp.linspace(sde.t_min, sde.T, 7)[1:-1, None]
+
+
+@pytest.mark.parametrize("name", parametrisations.NAMES)
+@pytest.mark.parametrize("process", list(PROCESSES))
+def test_each_target_converts_back_to_its_noise(name, process):
+    sde, p = PROCESSES[process], parametrisations.get(name, S)
+    t = _times(sde)
+    x0 = S * jax.random.normal(jax.random.PRNGKey(0), (t.shape[0], 2))
+    eps = jax.random.normal(jax.random.PRNGKey(1), x0.shape)
+    alpha, sigma = sde.marginal(t)
+    x = alpha * x0 + sigma * eps
+    back = p.to_eps(sde, x, t, p.target(sde, x0, eps, t))
+    np.testing.assert_allclose(back, eps, atol=2e-4)
+
+
+def _posterior(sde, x, t):
+    """E[x_0 | x_t] and E[eps | x_t] for x_0 ~ N(0, S^2 I)."""
+    alpha, var = jnp.exp(sde.log_alpha(t)), sde.variance(t)
+    total = alpha**2 * S**2 + var
+    return alpha * S**2 / total * x, jnp.sqrt(var) / total * x
+
+
+def _exact_net(sde, p):
+    """A 'network' that outputs the posterior mean of the target ``p`` at the input it is
+    given (for ``edm``, c_in x / alpha: undone here with the process's own coefficients)."""
+
+    class Exact(hk.Module):
+        def __call__(self, given, t, is_training):
+            t = t[:, None]
+            x = given
+            if p.name == "edm":
+                inv_alpha, _, _, c_in = p._edm(sde, t)
+                x = given / (c_in * inv_alpha)
+            x0, eps = _posterior(sde, x, t)
+            return p.target(sde, x0, eps, t)  # every target is affine in (x0, eps) given x
+
+    return Exact
+
+
+@pytest.mark.parametrize("name", parametrisations.NAMES)
+@pytest.mark.parametrize("process", ["vp", "ve", "flow"])
+def test_the_exact_target_gives_the_exact_score(name, process):
+    sde = PROCESSES[process]
+    p = parametrisations.get(name, S)
+    family = zoo.FlowMatching if process == "flow" else zoo.ScoreSDE
+    config = dict(predict=name, sigma_data=S) if name == "edm" else dict(predict=name)
+    model = zoo.transform(family, sde=sde, net=_exact_net(sde, p), **config)
+    x = 2.0 * jax.random.normal(jax.random.PRNGKey(2), (6, 2))
+    for t in np.asarray(_times(sde)).ravel():
+        alpha, var = np.exp(float(sde.log_alpha(t))), float(sde.variance(t))
+        exact = -x / (alpha**2 * S**2 + var)
+        np.testing.assert_allclose(model.score({}, x, t), exact, rtol=2e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("process", ["vp", "ve", "flow"])
+def test_edm_target_has_unit_variance_at_every_noise_level(process):
+    sde, p = PROCESSES[process], parametrisations.get("edm", S)
+    n = 200_000
+    x0 = S * jax.random.normal(jax.random.PRNGKey(0), (n, 1))
+    eps = jax.random.normal(jax.random.PRNGKey(1), (n, 1))
+    for t in np.asarray(_times(sde)).ravel():
+        target = p.target(sde, x0, eps, jnp.float32(t))
+        assert abs(float(jnp.var(target)) - 1.0) < 0.02, (t, float(jnp.var(target)))
+        # and so has the network's input c_in x / alpha
+        alpha, sigma = sde.marginal(jnp.float32(t))
+        given = p.network_input(sde, alpha * x0 + sigma * eps, jnp.float32(t))
+        assert abs(float(jnp.var(given)) - 1.0) < 0.02
+
+
+def test_edm_times_are_log_normal_in_the_noise():
+    sde = sdes.VE(0.01, 10.0)  # log sigma in [-4.6, 2.3]: N(-1.2, 1.2^2) is 1% clipped
+    draw = hk.transform(
+        lambda key: zoo.ScoreSDE(sde, time_sampling="edm")._sample_time_edm(key, (50_000,))
+    )
+    t = draw.apply({}, None, jax.random.PRNGKey(0))
+    log_sigma = -np.asarray(sde.log_snr(t))
+    assert abs(np.median(log_sigma) - (-1.2)) < 0.03
+    assert abs(np.percentile(log_sigma, 84.13) - 0.0) < 0.05  # mean + 1 sd
+    assert np.all((t >= sde.t_min) & (t <= sde.T))
+
+
+@pytest.mark.parametrize(
+    "config, match",
+    [
+        (dict(predict="v_pred"), "predict must be one of"),
+        (dict(predict="edm"), "predict='edm' needs sigma_data"),
+        (dict(predict="edm", sigma_data=0.0), "sigma_data must be a finite number > 0"),
+        (dict(predict="edm", sigma_data=float("nan")), "sigma_data must be a finite number > 0"),
+        (dict(weighting="edm"), "weighting='edm' needs sigma_data"),
+        (dict(weighting="karras"), "weighting must be one of"),
+        (dict(time_sampling="edm", p_std=0.0), "p_std must be > 0"),
+        (dict(time_sampling="edm", p_mean=float("inf")), "p_mean must be a finite number"),
+    ],
+)
+def test_bad_options_are_named(config, match):
+    with pytest.raises(ValueError, match=match):
+        zoo.transform(zoo.ScoreSDE, **config)
+
+
+def test_edm_times_need_a_continuous_process():
+    with pytest.raises(ValueError, match="time_sampling='edm' draws continuous times"):
+        zoo.transform(zoo.NCSN, time_sampling="edm")

@@ -1,0 +1,131 @@
+r"""What the network predicts: each parametrisation maps the network's output to the noise
+:math:`\hat\epsilon` that the samplers, the likelihood and guidance read, through the process's
+marginal :math:`x_t = \alpha_t x_0 + \sigma_t \epsilon`.
+
+- ``eps``: :math:`\epsilon` itself (Ho et al. 2020);
+- ``score``: :math:`\nabla\log p_t = -\epsilon/\sigma_t` (Song & Ermon 2019);
+- ``x0``: the clean example :math:`x_0`;
+- ``v``: :math:`v = (\alpha_t\epsilon - \sigma_t x_0)/\sqrt{\alpha_t^2 + \sigma_t^2}`, Salimans
+  & Ho's (2022) target normalised so that it keeps unit scale on variance-exploding processes
+  too (where :math:`\alpha^2 + \sigma^2` grows like :math:`\sigma^2`); on VP it is theirs;
+- ``velocity``: the path's time derivative :math:`u = \dot\alpha_t x_0 + \dot\sigma_t \epsilon`
+  (flow matching's target, :math:`\epsilon - x_0` on the straight path);
+- ``edm``: Karras et al.'s (2022, table 1) preconditioning in the zoo's terms, with
+  :math:`\tilde\sigma = \sigma_t/\alpha_t`, the scaled input :math:`\tilde x = x_t/\alpha_t` and
+  the data's standard deviation :math:`s_d`: :math:`\hat x_0 = c_{skip}\tilde x + c_{out}
+  F(c_{in}\tilde x, t)` with :math:`c_{skip} = s_d^2/(\tilde\sigma^2 + s_d^2)`, :math:`c_{out} =
+  \tilde\sigma s_d/\sqrt{\tilde\sigma^2 + s_d^2}`, :math:`c_{in} = 1/\sqrt{\tilde\sigma^2 +
+  s_d^2}`. The network sees :math:`c_{in}\tilde x`, of unit scale at every noise level, and the
+  process's time :math:`t` (so any network of the zoo's contract serves); its target
+  :math:`(x_0 - c_{skip}\tilde x)/c_{out}` has unit variance for data of std :math:`s_d`.
+
+The last three are trained in their own units (:attr:`Parametrisation.own_units`): the simple
+loss :math:`\|\hat y - y\|^2` of their papers, which is the noise-unit loss reweighted (for
+``v`` on VP by :math:`1 + \mathrm{SNR}`, for ``edm`` by EDM's
+:math:`\lambda(\tilde\sigma)\tilde\sigma^2 = (\tilde\sigma^2 + s_d^2)/s_d^2`). The first three
+keep the families' loss in noise units.
+
+All functions are per example and broadcast; ``t`` is shaped to broadcast against ``x``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+
+from zoo.sdes import SDE
+
+__all__ = ["NAMES", "Parametrisation", "get"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Parametrisation:
+    """What a network's output means (``name``, one of :data:`NAMES`); ``sigma_data``:
+    :math:`s_d` of ``edm``, unused by the others."""
+
+    name: str = "eps"
+    sigma_data: float | None = None
+
+    def __post_init__(self):
+        if self.name not in NAMES:
+            raise ValueError(f"predict must be one of {NAMES}, got {self.name!r}")
+        s = self.sigma_data
+        if self.name == "edm" and s is None:
+            raise ValueError(
+                "predict='edm' needs sigma_data, the standard deviation of the data (a number "
+                "> 0, e.g. float(jnp.std(x)))"
+            )
+        if s is not None and not (
+            isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) and s > 0
+        ):
+            raise ValueError(f"sigma_data must be a finite number > 0, got {s!r}")
+
+    @property
+    def own_units(self) -> bool:
+        """Whether the simple loss is taken in the output's own units, not the noise's."""
+        return self.name in ("v", "velocity", "edm")
+
+    def _edm(self, sde: SDE, t: jax.Array):
+        """:math:`(1/\\alpha_t, c_{skip}, c_{out}, c_{in})`."""
+        inv_alpha = jnp.exp(-sde.log_alpha(t))
+        tilde2 = sde.variance(t) * inv_alpha**2
+        s2 = self.sigma_data**2
+        return (
+            inv_alpha,
+            s2 / (tilde2 + s2),
+            jnp.sqrt(tilde2 * s2 / (tilde2 + s2)),
+            jax.lax.rsqrt(tilde2 + s2),
+        )
+
+    def network_input(self, sde: SDE, x: jax.Array, t: jax.Array) -> jax.Array:
+        """What the network is given in place of ``x``: :math:`c_{in}\\tilde x` for ``edm``."""
+        if self.name != "edm":
+            return x
+        inv_alpha, _, _, c_in = self._edm(sde, t)
+        return c_in * inv_alpha * x
+
+    def to_eps(self, sde: SDE, x: jax.Array, t: jax.Array, out: jax.Array) -> jax.Array:
+        """The noise :math:`\\hat\\epsilon` that the output ``out`` at ``x, t`` means."""
+        if self.name == "eps":
+            return out
+        if self.name == "score":
+            return sde.eps_from_score(out, t)
+        if self.name == "x0":
+            return sde.eps_from_x0(x, out, t)
+        if self.name == "velocity":
+            return sde.eps_from_velocity(x, out, t)
+        if self.name == "v":
+            alpha, sigma = jnp.exp(sde.log_alpha(t)), jnp.sqrt(sde.variance(t))
+            r2 = alpha**2 + sigma**2
+            return (alpha * jnp.sqrt(r2) * out + sigma * x) / r2
+        inv_alpha, c_skip, c_out, _ = self._edm(sde, t)
+        return sde.eps_from_x0(x, c_skip * inv_alpha * x + c_out * out, t)
+
+    def target(self, sde: SDE, x0: jax.Array, eps: jax.Array, t: jax.Array) -> jax.Array:
+        """What the output should be for the example ``x0`` noised by ``eps`` at ``t``."""
+        alpha, sigma = jnp.exp(sde.log_alpha(t)), jnp.sqrt(sde.variance(t))
+        if self.name == "eps":
+            return eps
+        if self.name == "score":
+            return -eps / sigma
+        if self.name == "x0":
+            return x0
+        if self.name == "velocity":
+            d_alpha, d_sigma = sde.velocity_coefficients(t)
+            return d_alpha * x0 + d_sigma * eps
+        if self.name == "v":
+            return (alpha * eps - sigma * x0) * jax.lax.rsqrt(alpha**2 + sigma**2)
+        inv_alpha, c_skip, c_out, _ = self._edm(sde, t)
+        x = alpha * x0 + sigma * eps
+        return (x0 - c_skip * inv_alpha * x) / c_out
+
+
+NAMES = ("eps", "score", "x0", "v", "velocity", "edm")
+
+
+def get(name: str, sigma_data: float | None = None) -> Parametrisation:
+    """The parametrisation ``name`` (checked)."""
+    return Parametrisation(name, sigma_data)
