@@ -9,9 +9,11 @@ import dataclasses
 import functools
 import types
 
+import diffrax
 import optax
 import pytest
 
+import zoo
 from benchmarks import named_samplers
 from zoo import data, images, models, presets, samplers, sdes
 from zoo.nets import ScoreNet, UNet
@@ -20,6 +22,8 @@ TOY_NET = functools.partial(ScoreNet, dropout=0.0)
 LIKELIHOOD = dict(weighting="likelihood", time_sampling="importance")
 VP, SUBVP, VE = sdes.VP(0.1, 20.0), sdes.SubVP(0.1, 20.0), sdes.VE(0.01, 10.0)
 DDPM_1000, NCSN_100 = sdes.ddpm_linear(1e-4, 0.02, 1000), sdes.ncsn_geometric(10.0, 0.01, 100)
+FLOW = sdes.FlowPath()
+EULER_100 = samplers.ProbabilityFlow(diffrax.Euler(), steps=101)  # 100 steps + denoising
 
 TOY = {
     "ddpm": (models.DDPM, dict(schedule=DDPM_1000, net=TOY_NET), samplers.Ancestral()),
@@ -31,6 +35,7 @@ TOY = {
     "vp": (models.ScoreSDE, dict(sde=VP, net=TOY_NET), samplers.EulerMaruyama(steps=1000)),
     "subvp": (models.ScoreSDE, dict(sde=SUBVP, net=TOY_NET), samplers.EulerMaruyama(steps=1000)),
     "ve": (models.ScoreSDE, dict(sde=VE, net=TOY_NET), samplers.EulerMaruyama(steps=1000)),
+    "flow": (models.FlowMatching, dict(sde=FLOW, net=TOY_NET), EULER_100),
     "vp-lw": (
         models.ScoreSDE,
         dict(sde=VP, net=TOY_NET, **LIKELIHOOD),
@@ -58,6 +63,7 @@ DIGITS = {
     "vp": (models.ScoreSDE, dict(sde=VP, **IMAGE), samplers.EulerMaruyama(steps=500)),
     "subvp": (models.ScoreSDE, dict(sde=SUBVP, **IMAGE), samplers.EulerMaruyama(steps=500)),
     "ve": (models.ScoreSDE, dict(sde=VE, **IMAGE), samplers.EulerMaruyama(steps=500)),
+    "flow": (models.FlowMatching, dict(sde=FLOW, **IMAGE), EULER_100),
 }
 CASE_STUDY = {
     "ddpm": (
@@ -87,11 +93,19 @@ def _assert_builds(preset, expected):
 
 
 def test_the_family_names():
-    assert presets.FAMILIES == ("ddpm", "ncsn", "vp", "subvp", "ve")
+    assert presets.FAMILIES == ("ddpm", "ncsn", "vp", "subvp", "ve", "flow")
     assert presets.LIKELIHOOD_WEIGHTED == ("vp-lw", "subvp-lw", "ve-lw")
     assert presets.CASE_STUDY_FAMILIES == ("ddpm", "ncsn", "subvp")
     assert tuple(presets.FAMILY_TABLE) == presets.FAMILIES + presets.LIKELIHOOD_WEIGHTED
     assert isinstance(presets.FAMILY_TABLE, types.MappingProxyType)  # read-only
+
+
+def test_every_family_has_its_own_colour_and_label_in_every_figure():
+    colors, labels = zoo.plotting.FAMILY_COLORS, zoo.plotting.FAMILY_LABELS
+    assert list(colors) == list(labels) == ["data", *presets.FAMILIES]
+    assert len(set(colors.values())) == len(colors) and len(set(labels.values())) == len(labels)
+    for name in presets.FAMILIES:  # a preset's name finds its family's colour
+        assert zoo.plotting.family_color(f"toy/{name}") == presets.FAMILY_TABLE[name].color
 
 
 @pytest.mark.parametrize("family", list(TOY))

@@ -8,9 +8,10 @@ takes an optional ``title``, so panels from different notebooks look alike::
     zoo.plotting.density(axes[0], reference, family="data", title="data")
     zoo.plotting.density(axes[1], samples, family="ddpm", limits=zoo.plotting.limits(reference))
 
-Colours: :data:`FAMILY_COLORS` (Okabe-Ito, colour-blind safe) gives related families related
-hues: DDPM and its continuous limit VP are blues, NCSN and its limit VE are oranges, sub-VP
-green, the data dark grey. A density uses a white-to-colour map of its family's colour.
+Colours: ``FAMILY_COLORS`` (each family's ``color`` in :data:`zoo.presets.FAMILY_TABLE`,
+Okabe-Ito, colour-blind safe) gives related families related hues: DDPM and its continuous
+limit VP are blues, NCSN and its limit VE are oranges, sub-VP green, flow matching reddish
+purple, the data dark grey. A density uses a white-to-colour map of its family's colour.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import matplotlib.colors as mcolors
 import numpy as np
 
 __all__ = [
-    "FAMILY_COLORS",
-    "FAMILY_LABELS",
+    "FAMILY_COLORS",  # noqa: F822 (module __getattr__)
+    "FAMILY_LABELS",  # noqa: F822
     "Limits",
     "density",
     "family_cmap",
@@ -35,27 +36,23 @@ __all__ = [
     "scatter",
 ]
 
-#: One fixed colour per family of :data:`zoo.presets.FAMILIES`, and one for the data.
-FAMILY_COLORS: dict[str, str] = {
-    "data": "#333333",
-    "ddpm": "#0072B2",  # blue
-    "vp": "#56B4E9",  # sky blue: DDPM's continuous limit
-    "subvp": "#009E73",  # bluish green
-    "ncsn": "#E69F00",  # orange
-    "ve": "#D55E00",  # vermillion: NCSN's continuous limit
-    "flow": "#CC79A7",  # reddish purple
-}
+DATA_COLOR, DATA_LABEL = "#333333", "data"
 
-#: How each family is named in titles and legends.
-FAMILY_LABELS: dict[str, str] = {
-    "data": "data",
-    "ddpm": "DDPM",
-    "vp": "VP SDE",
-    "subvp": "sub-VP SDE",
-    "ncsn": "NCSN",
-    "ve": "VE SDE",
-    "flow": "flow matching",
-}
+
+def __getattr__(name: str) -> dict[str, str]:
+    """``FAMILY_COLORS`` and ``FAMILY_LABELS``: each family's colour and display name, read
+    from :data:`zoo.presets.FAMILY_TABLE` (where a family is declared once) on first use, so
+    that importing this module does not import the models; ``"data"`` first."""
+    if name not in ("FAMILY_COLORS", "FAMILY_LABELS"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from zoo import presets
+
+    families = {n: presets.FAMILY_TABLE[n] for n in presets.FAMILIES}
+    colors = {"data": DATA_COLOR, **{n: f.color for n, f in families.items()}}
+    labels = {"data": DATA_LABEL, **{n: f.label for n, f in families.items()}}
+    globals().update(FAMILY_COLORS=colors, FAMILY_LABELS=labels)
+    return globals()[name]
+
 
 Limits = tuple[tuple[float, float], tuple[float, float]]
 
@@ -63,9 +60,10 @@ Limits = tuple[tuple[float, float], tuple[float, float]]
 def _family(name: str) -> str:
     """``"ddpm"`` from ``"ddpm"``, ``"toy/ddpm"`` or ``"case_study/ddpm"`` (preset names)."""
     key = str(name).rsplit("/", 1)[-1].lower()
-    if key not in FAMILY_COLORS:
+    colors = __getattr__("FAMILY_COLORS")
+    if key not in colors:
         raise ValueError(
-            f"unknown family {name!r}; expected one of {', '.join(FAMILY_COLORS)} "
+            f"unknown family {name!r}; expected one of {', '.join(colors)} "
             "(optionally prefixed, e.g. 'toy/vp')"
         )
     return key
@@ -73,12 +71,12 @@ def _family(name: str) -> str:
 
 def family_color(name: str) -> str:
     """The colour of a family (or ``"data"``); preset names like ``"toy/vp"`` work too."""
-    return FAMILY_COLORS[_family(name)]
+    return __getattr__("FAMILY_COLORS")[_family(name)]
 
 
 def family_label(name: str) -> str:
     """The display name of a family (``"vp"`` -> ``"VP SDE"``)."""
-    return FAMILY_LABELS[_family(name)]
+    return __getattr__("FAMILY_LABELS")[_family(name)]
 
 
 def family_cmap(name: str) -> mcolors.Colormap:

@@ -65,7 +65,8 @@ class CaseStudy:
 class Family:
     """One model family of the zoo: a model class over a forward ``process`` (passed as the
     class's first argument, ``schedule=`` or ``sde=``), its loss's ``weighting`` and
-    ``time_sampling`` (:class:`zoo.models.DiffusionModel`), and its default sampler for each
+    ``time_sampling`` (:class:`zoo.models.DiffusionModel`), its display ``label`` and ``color``,
+    and its default sampler for each
     kind of data: the 2-D toys (:func:`toy`), the 8x8 digits (:func:`digits`; ``None``: no
     digits preset) and, where the case study has the family, the case study's own version
     (:func:`case_study`)."""
@@ -74,6 +75,8 @@ class Family:
     process: sdes.SDE
     toy_sampler: samplers.Sampler
     digits_sampler: samplers.Sampler | None
+    label: str  # in titles and legends
+    color: str  # in every figure (zoo.plotting)
     weighting: str = "simple"
     time_sampling: str = "uniform"
     case_study: CaseStudy | None = None
@@ -111,6 +114,8 @@ class Family:
 # costs at most 1000 network evaluations.
 _FAMILIES = {
     "ddpm": Family(
+        label="DDPM",
+        color="#0072B2",  # blue
         model=models.DDPM,
         process=sdes.ddpm_linear(1e-4, 0.02, 1000),
         toy_sampler=samplers.Ancestral(),
@@ -118,6 +123,8 @@ _FAMILIES = {
         case_study=CaseStudy(sdes.ddpm_linear(1e-3, 0.02, 100), samplers.Ancestral()),
     ),
     "ncsn": Family(
+        label="NCSN",
+        color="#E69F00",  # orange
         model=models.NCSN,
         process=sdes.ncsn_geometric(10.0, 0.01, 100),
         # Half the case study's 2e-5: unadjusted Langevin with step h on a Gaussian of variance
@@ -134,12 +141,16 @@ _FAMILIES = {
         ),
     ),
     "vp": Family(
+        label="VP SDE",
+        color="#56B4E9",  # sky blue: DDPM's continuous limit
         model=models.ScoreSDE,
         process=sdes.VP(0.1, 20.0),
         toy_sampler=samplers.EulerMaruyama(steps=1000),
         digits_sampler=samplers.EulerMaruyama(steps=500),
     ),
     "subvp": Family(
+        label="sub-VP SDE",
+        color="#009E73",  # bluish green
         model=models.ScoreSDE,
         process=sdes.SubVP(0.1, 20.0),
         toy_sampler=samplers.EulerMaruyama(steps=1000),
@@ -147,12 +158,16 @@ _FAMILIES = {
         case_study=CaseStudy(sdes.SubVP(0.1, 10.0), samplers.ProbabilityFlow()),
     ),
     "ve": Family(
+        label="VE SDE",
+        color="#D55E00",  # vermillion: NCSN's continuous limit
         model=models.ScoreSDE,
         process=sdes.VE(0.01, 10.0),
         toy_sampler=samplers.EulerMaruyama(steps=1000),
         digits_sampler=samplers.EulerMaruyama(steps=500),
     ),
     "flow": Family(
+        label="flow matching",
+        color="#CC79A7",  # reddish purple
         model=models.FlowMatching,
         process=sdes.FlowPath(),
         toy_sampler=models.FlowMatching.default_sampler(),
