@@ -22,7 +22,7 @@ from benchmarks import (
 )
 from benchmarks.profiles import PROFILES, PURPOSES, Config
 from zoo import data, images
-from zoo.presets import CASE_STUDY_FAMILIES, FAMILIES, LIKELIHOOD_WEIGHTED
+from zoo.presets import CASE_STUDY_FAMILIES, FAMILIES, LIKELIHOOD_WEIGHTED, PARAMETRISED
 from zoo.train import MAX_SEED
 
 __all__ = [
@@ -226,12 +226,14 @@ def _channels(text: str) -> int:
 #: the options that take a value: flag -> (parse, metavar, Config field or None, help)
 VALUED = {
     "--families": (
-        names(FAMILIES + LIKELIHOOD_WEIGHTED + (digits.WRITEUP,), "family"),
+        names(FAMILIES + LIKELIHOOD_WEIGHTED + PARAMETRISED + (digits.WRITEUP,), "family"),
         "LIST",
         None,
         f"comma-separated families from {', '.join(FAMILIES)}; "
         f"{', '.join(LIKELIHOOD_WEIGHTED)}: the SDE families trained with the likelihood "
-        f"weighting and importance-sampled t (toys only); {digits.WRITEUP}: the MNIST "
+        "weighting and importance-sampled t (toys only); <family>-v, <family>-edm: the "
+        "network predicting v or under EDM's preconditioning (e.g. vp-edm); "
+        f"{digits.WRITEUP}: the MNIST "
         "write-up's T=200 DDPM (zoo.presets.mnist_writeup; digits only)",
     ),
     "--datasets": (

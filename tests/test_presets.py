@@ -10,6 +10,7 @@ import functools
 import types
 
 import diffrax
+import numpy as np
 import optax
 import pytest
 
@@ -96,7 +97,12 @@ def test_the_family_names():
     assert presets.FAMILIES == ("ddpm", "ncsn", "vp", "subvp", "ve", "flow")
     assert presets.LIKELIHOOD_WEIGHTED == ("vp-lw", "subvp-lw", "ve-lw")
     assert presets.CASE_STUDY_FAMILIES == ("ddpm", "ncsn", "subvp")
-    assert tuple(presets.FAMILY_TABLE) == presets.FAMILIES + presets.LIKELIHOOD_WEIGHTED
+    assert presets.PARAMETRISED == tuple(
+        f"{f}-{p}" for f in ("ddpm", "ncsn", "vp", "subvp", "ve") for p in ("v", "edm")
+    )
+    assert tuple(presets.FAMILY_TABLE) == (
+        presets.FAMILIES + presets.LIKELIHOOD_WEIGHTED + presets.PARAMETRISED
+    )
     assert isinstance(presets.FAMILY_TABLE, types.MappingProxyType)  # read-only
 
 
@@ -106,6 +112,16 @@ def test_every_family_has_its_own_colour_and_label_in_every_figure():
     assert len(set(colors.values())) == len(colors) and len(set(labels.values())) == len(labels)
     for name in presets.FAMILIES:  # a preset's name finds its family's colour
         assert zoo.plotting.family_color(f"toy/{name}") == presets.FAMILY_TABLE[name].color
+
+
+def test_parametrised_families_take_sigma_data_from_their_data():
+    for name, data_name in (("vp-edm", "nine_gaussians"), ("ve-edm", "checkerboard")):
+        preset = presets.toy(name, data=data_name)
+        expected = float(np.std(np.asarray(data.get(data_name).train_set())))
+        assert preset.model.config["predict"] == "edm"
+        assert abs(preset.model.config["sigma_data"] / expected - 1) < 5e-3
+    assert presets.toy("ddpm-v").model.config["predict"] == "v"
+    assert "sigma_data" not in presets.toy("ddpm-v").model.config
 
 
 @pytest.mark.parametrize("family", list(TOY))
@@ -188,7 +204,9 @@ def test_named_langevin_is_the_toy_ncsn_sampler():
 
 
 def test_unknown_families_and_data_raise():
-    with pytest.raises(ValueError, match=r"family must be one of \('ddpm', .*'ve-lw'\)"):
+    with pytest.raises(
+        ValueError, match=r"family must be one of \('ddpm', .*'ve-lw', .*'ve-edm'\)"
+    ):
         presets.toy("ddim")
     with pytest.raises(ValueError, match=r"family must be one of \('ddpm', 'ncsn', 'vp', "):
         presets.digits("vp-lw")  # the likelihood-weighted families are for the toys only

@@ -26,6 +26,7 @@ import inspect
 import types
 from collections.abc import Callable, Mapping
 
+import numpy as np
 import optax
 
 from zoo import data as data_lib
@@ -41,6 +42,8 @@ __all__ = [
     "FAMILY_TABLE",
     "FAMILIES",
     "LIKELIHOOD_WEIGHTED",
+    "PARAMETRISATIONS",
+    "PARAMETRISED",
     "CASE_STUDY_FAMILIES",
     "case_study",
     "toy",
@@ -79,6 +82,7 @@ class Family:
     color: str  # in every figure (zoo.plotting)
     weighting: str = "simple"
     time_sampling: str = "uniform"
+    predict: str | None = None  # None: the model's own (noise; flow matching's velocity)
     case_study: CaseStudy | None = None
 
     def transform(
@@ -87,11 +91,14 @@ class Family:
         process: sdes.SDE | None = None,
         event_shape: tuple[int, ...] | None = None,
         predict: str | None = None,
+        sigma_data: float | None = None,
     ) -> Model:
-        """:func:`zoo.transform` of this family over ``net`` (and ``process`` in place of the
-        family's). Besides the process and ``net``, the config names only the settings that
-        differ from the model's defaults, so that equal models have equal configs (the
-        benchmark's cache keys hash them)."""
+        """:func:`zoo.transform` of this family over ``net`` (and ``process``, ``predict`` in
+        place of the family's; ``sigma_data``, the data's std, for ``predict="edm"``). Besides
+        the process and ``net``, the config names only the settings that differ from the
+        model's defaults, so that equal models have equal configs (the benchmark's cache keys
+        hash them)."""
+        predict = self.predict if predict is None else predict
         # The first argument of every family's constructor is its process (DDPM and NCSN:
         # schedule, ScoreSDE: sde).
         process_arg = next(iter(inspect.signature(self.model).parameters))
@@ -101,6 +108,10 @@ class Family:
         config["net"] = net
         if predict is not None:  # None: the model's own (noise, or velocity for flow matching)
             config["predict"] = predict
+        if predict == "edm":
+            if sigma_data is None:
+                raise ValueError(f"{predict=} needs sigma_data, the standard deviation of the data")
+            config["sigma_data"] = sigma_data
         if self.weighting != "simple":
             config["weighting"] = self.weighting
         if self.time_sampling != "uniform":
@@ -191,6 +202,10 @@ def _likelihood_weighted(family: Family) -> Family:
 #: Every family by name: the six of ``FAMILIES``, then ``"<family>-lw"``, the likelihood-
 #: weighted version of each score SDE (importance sampling of t needs a continuum; flow
 #: matching's loss is its own).
+#: The parametrisations offered beside each diffusion family's noise prediction
+#: (:mod:`zoo.parametrisations`), as the families ``"<family>-<predict>"``.
+PARAMETRISATIONS = ("v", "edm")
+
 FAMILY_TABLE: Mapping[str, Family] = types.MappingProxyType(
     {
         **_FAMILIES,
@@ -199,10 +214,21 @@ FAMILY_TABLE: Mapping[str, Family] = types.MappingProxyType(
             for name, family in _FAMILIES.items()
             if family.model is models.ScoreSDE
         },
+        **{
+            f"{name}-{predict}": dataclasses.replace(family, predict=predict, case_study=None)
+            for name, family in _FAMILIES.items()
+            if family.model is not models.FlowMatching
+            for predict in PARAMETRISATIONS
+        },
     }
 )
 FAMILIES = tuple(_FAMILIES)
-LIKELIHOOD_WEIGHTED = tuple(name for name in FAMILY_TABLE if name not in _FAMILIES)
+LIKELIHOOD_WEIGHTED = tuple(name for name in FAMILY_TABLE if name.endswith("-lw"))
+#: ``"<family>-v"`` and ``"<family>-edm"``: each diffusion family with the network predicting
+#: ``v`` or under EDM's preconditioning (its ``sigma_data`` the training data's std)
+PARAMETRISED = tuple(
+    n for n in FAMILY_TABLE if n.endswith(tuple(f"-{p}" for p in PARAMETRISATIONS))
+)
 CASE_STUDY_FAMILIES = tuple(n for n, f in FAMILY_TABLE.items() if f.case_study is not None)
 
 
@@ -251,6 +277,14 @@ class Preset:
         return self.model.sample(params, key, (n,), sampler or self.sampler)
 
 
+def _sigma_data(family: Family, data) -> dict:
+    """``{"sigma_data": s}`` for an ``edm`` family: the std of ``data``'s training set over
+    every coordinate, to 3 significant digits (a stable config key); else ``{}``."""
+    if family.predict != "edm":
+        return {}
+    return {"sigma_data": float(f"{float(np.std(np.asarray(data.train_set()))):.3g}")}
+
+
 def _check_family(family: str, allowed: tuple[str, ...]) -> Family:
     if family not in allowed:
         raise ValueError(f"family must be one of {allowed}, got {family!r}")
@@ -289,12 +323,14 @@ def toy(
 ) -> Preset:
     """The zoo's default configuration of ``family`` (one of ``FAMILIES``) for 2-D toy data;
     ``"vp-lw"``, ``"subvp-lw"`` and ``"ve-lw"`` (``LIKELIHOOD_WEIGHTED``) are the same SDE
-    families trained with ``weighting="likelihood", time_sampling="importance"``.
+    families trained with ``weighting="likelihood", time_sampling="importance"``, and
+    ``"<family>-v"``, ``"<family>-edm"`` (``PARAMETRISED``) the diffusion families with the
+    network predicting ``v`` or under EDM's preconditioning, ``sigma_data`` the data's std.
 
     ``data`` may also be other vectors of unit scale (``event_shape (d,)`` and a
     ``train_set(n)``, e.g. a user's standardised points); ``net`` is a network factory with
     the contract of :class:`zoo.nets.ScoreNet` (default :data:`TOY_NET`)."""
-    entry = _check_family(family, FAMILIES + LIKELIHOOD_WEIGHTED)
+    entry = _check_family(family, FAMILIES + LIKELIHOOD_WEIGHTED + PARAMETRISED)
     data = data_lib.get(data) if isinstance(data, str) else data
     event_shape = tuple(data.event_shape)
     if len(event_shape) != 1:
@@ -306,7 +342,7 @@ def toy(
     shape = {} if event_shape == (2,) else {"event_shape": event_shape}
     return Preset(
         name=f"toy/{family}",
-        model=entry.transform(TOY_NET if net is None else net, **shape),
+        model=entry.transform(TOY_NET if net is None else net, **shape, **_sigma_data(entry, data)),
         data=data,
         steps=steps,
         batch_size=256,
@@ -377,7 +413,11 @@ def digits(family: str, net: Callable | None = None, steps: int = 20_000) -> Pre
     entry = _check_family(family, allowed)
     return Preset(
         name=f"digits/{family}",
-        model=entry.transform(UNet if net is None else net, event_shape=images.Digits.event_shape),
+        model=entry.transform(
+            UNet if net is None else net,
+            event_shape=images.Digits.event_shape,
+            **_sigma_data(entry, images.digits()),
+        ),
         data=images.digits(),
         steps=steps,
         batch_size=64,
