@@ -87,6 +87,18 @@ def _run_paths(runs: Path, family: str, dataset: str) -> dict[int, Path]:
     return {s: p[0] for s, p in found.items()}
 
 
+def _model(path: Path) -> zoo.Model:
+    """The model a cached run was trained as, rebuilt from the config it recorded (so a folder
+    made with another --width or --presets is read right); one line if it cannot be."""
+    try:
+        return zoo.train.load_model(path)
+    except (OSError, ValueError) as e:
+        raise SystemExit(
+            f"nll_split: cannot rebuild the model of the cached run {path}.json ({e}); a run of "
+            "a user's network (--net) records no model to rebuild"
+        ) from None
+
+
 def _read(path: Path):
     """The trained run at ``path`` (its stem); a damaged one ends the split with one line
     naming its file, as the split reads runs and never trains them."""
@@ -112,12 +124,12 @@ def split(folder: Path, families, datasets, cuts=CUTS, num_nll: int = 1000, tol:
         data_nll = float(-np.mean(np.asarray(toy.log_prob(x), np.float64)))
         rows.append(_row("data", dataset, -1, "data", data_nll - toy.entropy()))
         for family in families:
-            model = presets.toy(family, dataset).model
-            if not oracle.has_exact_score(toy, model.sde):
-                raise SystemExit(f"nll_split: {dataset} has no exact score under {family}")
             paths = _run_paths(runs, family, dataset)
             if not paths:
                 raise SystemExit(f"nll_split: no runs of {family} on {dataset} in {runs}")
+            model = _model(next(iter(paths.values())))
+            if not oracle.has_exact_score(toy, model.sde):
+                raise SystemExit(f"nll_split: {dataset} has no exact score under {family}")
             fn = likelihood_fn(model, toy, tol)
             runs_params = {s: _read(p).ema_params for s, p in sorted(paths.items())}
             process = (repr(model.sde), dataset)
