@@ -40,12 +40,13 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).parent / "results"
-#: when the comparison starts no more families, in seconds from the start: a report, the speed
-#: benchmark (~1 min) and the device's start and transfers fit after it in the 15 minutes
-#: of device time a session is lent, with the whole command under 9 minutes. On an H200
-#: (2026-12-04) a family took ~150 s with 16 samplers: 17-33 s to train its 18 runs, the rest
-#: to compile its samplers and likelihood, draw and score its 288 cells.
-DEADLINE_S = 420.0
+#: when the comparison starts no more families, in seconds from the start: a report (~20 s),
+#: the speed benchmark (160 s) and the device's start and transfers fit after it in the 15
+#: minutes of device time a session is lent, with the whole command under 9 minutes. On an
+#: H200 (2026-12-04, benchmarks/results/gpu-nvidia-h200-2026-12-04) a family took up to 144 s
+#: with 11 samplers: 17-28 s to train its 18 runs, the rest to compile its samplers and
+#: likelihood, draw and score its 198 cells; three families were done at 312 s.
+DEADLINE_S = 330.0
 USAGE_ERROR = 2
 
 #: the comparison's flags for ``--tiny``: two families of the gpu profile (a discrete and a
@@ -66,10 +67,10 @@ TINY_BENCH = (
     "--nll-points=4",
     "--no-figures",
 )
-#: the speed benchmark's flags on a GPU: N = 5,000 instead of its 20,000, so that its 2 run
-#: counts x 6 pairs (a warm-up, 5 timed) x 3 loops x (N + 3N) = 720,000 training steps take
-#: under a minute of the 8 at the ~15,000 steps/s of one fused run that DESIGN.md measured
-#: on an H100, with each timed difference (2N steps) still near a second
+#: the speed benchmark's flags on a GPU: N = 5,000 instead of its 20,000, each timed
+#: difference (2N steps) still near a second at the 15,200 steps/s of one fused run; on an
+#: H200 (2026-12-04) the whole speed benchmark took 160 s with these flags
+#: (benchmarks/results/gpu-nvidia-h200-2026-12-04/bench_gpu.json)
 GPU_SPEED = ("--train-steps=5000",)
 #: the speed benchmark's flags for ``--tiny``
 TINY_SPEED = (
