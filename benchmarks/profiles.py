@@ -108,7 +108,8 @@ STANDARD = Config(
 )
 
 PROFILES = {
-    # ~75 s on 2 CPU cores (measured 2026-11-24): one dataset, one seed, each family's own sampler.
+    # 165 s on the idle 2-core CPU with six families (2026-12-04): one dataset, one seed, each
+    # family's own sampler.
     "quick": dataclasses.replace(
         STANDARD,
         profile="quick",
