@@ -55,7 +55,7 @@ def _exact_net(sde, p):
             t = t[:, None]
             x = given
             if p.name == "edm":
-                inv_alpha, _, _, c_in = p._edm(sde, t)
+                inv_alpha, _, _, c_in = p.edm_coefficients(sde, t)
                 x = given / (c_in * inv_alpha)
             x0, eps = _posterior(sde, x, t)
             return p.target(sde, x0, eps, t)  # every target is affine in (x0, eps) given x
@@ -95,10 +95,7 @@ def test_edm_target_has_unit_variance_at_every_noise_level(process):
 
 def test_edm_times_are_log_normal_in_the_noise():
     sde = sdes.VE(0.01, 10.0)  # log sigma in [-4.6, 2.3]: N(-1.2, 1.2^2) is 1% clipped
-    draw = hk.transform(
-        lambda key: zoo.ScoreSDE(sde, time_sampling="edm")._sample_time_edm(key, (50_000,))
-    )
-    t = draw.apply({}, None, jax.random.PRNGKey(0))
+    t = sde.sample_time_log_normal_noise(jax.random.PRNGKey(0), (50_000,))
     log_sigma = -np.asarray(sde.log_snr(t))
     assert abs(np.median(log_sigma) - (-1.2)) < 0.03
     assert abs(np.percentile(log_sigma, 84.13) - 0.0) < 0.05  # mean + 1 sd

@@ -55,7 +55,6 @@ from zoo.nets import ScoreNet
 
 __all__ = ["DiffusionModel", "DDPM", "NCSN", "ScoreSDE", "FlowMatching", "Model", "transform"]
 
-PREDICTIONS = parametrisations.NAMES
 WEIGHTINGS = ("simple", "likelihood", "edm")
 TIME_SAMPLINGS = ("uniform", "importance", "logit_normal", "edm")
 COUPLINGS = ("independent", "ot")
@@ -87,9 +86,8 @@ class DiffusionModel(hk.Module):
     processes): :math:`t` logit-normal on ``[t_min, T]``
     (:meth:`zoo.sdes.SDE.sample_time_logit_normal`, Esser et al. 2024). ``"edm"``
     (continuous-time processes): :math:`\\log\\tilde\\sigma \\sim N(P_{mean}, P_{std}^2)`
-    (Karras et al. 2022; ``p_mean=-1.2, p_std=1.2``), mapped to :math:`t` through the log-SNR
-    :math:`\\lambda = -\\log\\tilde\\sigma`; draws beyond the process's noise range are
-    clipped to its ends, ``t_min`` and ``T``.
+    (:meth:`zoo.sdes.SDE.sample_time_log_normal_noise`, Karras et al. 2022; ``p_mean=-1.2,
+    p_std=1.2``).
 
     ``coupling``: ``"independent"`` (each example's own noise) or ``"ot"``: the batch's noise
     paired with its examples by the assignment of least total squared distance, minibatch
@@ -170,7 +168,6 @@ class DiffusionModel(hk.Module):
         self.coupling = coupling
         self.sde = sde
         self.event_shape = tuple(int(d) for d in event_shape)
-        self.predict = predict
         self.weighting = weighting
         self.num_classes = num_classes
         self.p_uncond = float(p_uncond)
@@ -274,7 +271,9 @@ class DiffusionModel(hk.Module):
             "uniform": self.sde.sample_time,
             "importance": self.sde.sample_time_by_likelihood_weight,
             "logit_normal": self.sde.sample_time_logit_normal,
-            "edm": self._sample_time_edm,
+            "edm": functools.partial(
+                self.sde.sample_time_log_normal_noise, mean=self.p_mean, std=self.p_std
+            ),
         }[self.time_sampling]
         t = sample_time(t_key, x0.shape[:1])  # [B]
         eps = jax.random.normal(eps_key, x0.shape, x0.dtype)
@@ -291,22 +290,15 @@ class DiffusionModel(hk.Module):
             return jnp.mean((out - target) ** 2, axis=axes)
         eps_hat = self._to_eps(xt, t, out)
         per_example = jnp.mean((eps_hat - eps) ** 2, axis=axes)
-        if self.weighting == "edm":
-            tilde2 = self.sde.variance(t) * jnp.exp(-2.0 * self.sde.log_alpha(t))
-            s2 = self.parametrisation.sigma_data**2
-            return per_example * (tilde2 + s2) / s2
+        if self.weighting == "edm":  # (sigma~^2 + s_d^2) / s_d^2 = 1 / c_skip
+            _, c_skip, _, _ = self.parametrisation.edm_coefficients(self.sde, t)
+            return per_example / c_skip
         if importance:
             span = self.sde.T - self.sde.t_min
             per_example = per_example * self.sde.likelihood_weight_integral() / span
         elif self.weighting == "likelihood":
             per_example = per_example * self.sde.diffusion(t) ** 2 / self.sde.variance(t)
         return per_example
-
-    def _sample_time_edm(self, key, shape):
-        """:math:`\\log\\tilde\\sigma \\sim N(P_{mean}, P_{std}^2)` as times, clipped to
-        ``[t_min, T]`` by :meth:`zoo.sdes.SDE.time_at_log_snr`."""
-        log_sigma = self.p_mean + self.p_std * jax.random.normal(key, shape)
-        return jnp.clip(self.sde.time_at_log_snr(-log_sigma), self.sde.t_min, self.sde.T)
 
     def _score_fn(self, params, labels, guidance, n: int):
         """The score ``fn(x, t)`` the samplers read: the model's, or for labels the guided

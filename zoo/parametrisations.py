@@ -68,7 +68,7 @@ class Parametrisation:
         """Whether the simple loss is taken in the output's own units, not the noise's."""
         return self.name in ("v", "velocity", "edm")
 
-    def _edm(self, sde: SDE, t: jax.Array):
+    def edm_coefficients(self, sde: SDE, t: jax.Array):
         """:math:`(1/\\alpha_t, c_{skip}, c_{out}, c_{in})`."""
         inv_alpha = jnp.exp(-sde.log_alpha(t))
         tilde2 = sde.variance(t) * inv_alpha**2
@@ -84,7 +84,7 @@ class Parametrisation:
         """What the network is given in place of ``x``: :math:`c_{in}\\tilde x` for ``edm``."""
         if self.name != "edm":
             return x
-        inv_alpha, _, _, c_in = self._edm(sde, t)
+        inv_alpha, _, _, c_in = self.edm_coefficients(sde, t)
         return c_in * inv_alpha * x
 
     def to_eps(self, sde: SDE, x: jax.Array, t: jax.Array, out: jax.Array) -> jax.Array:
@@ -101,7 +101,7 @@ class Parametrisation:
             alpha, sigma = jnp.exp(sde.log_alpha(t)), jnp.sqrt(sde.variance(t))
             r2 = alpha**2 + sigma**2
             return (alpha * jnp.sqrt(r2) * out + sigma * x) / r2
-        inv_alpha, c_skip, c_out, _ = self._edm(sde, t)
+        inv_alpha, c_skip, c_out, _ = self.edm_coefficients(sde, t)
         return sde.eps_from_x0(x, c_skip * inv_alpha * x + c_out * out, t)
 
     def target(self, sde: SDE, x0: jax.Array, eps: jax.Array, t: jax.Array) -> jax.Array:
@@ -118,7 +118,7 @@ class Parametrisation:
             return d_alpha * x0 + d_sigma * eps
         if self.name == "v":
             return (alpha * eps - sigma * x0) * jax.lax.rsqrt(alpha**2 + sigma**2)
-        inv_alpha, c_skip, c_out, _ = self._edm(sde, t)
+        inv_alpha, c_skip, c_out, _ = self.edm_coefficients(sde, t)
         x = alpha * x0 + sigma * eps
         return (x0 - c_skip * inv_alpha * x) / c_out
 

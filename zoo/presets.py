@@ -108,9 +108,7 @@ class Family:
         config["net"] = net
         if predict is not None:  # None: the model's own (noise, or velocity for flow matching)
             config["predict"] = predict
-        if predict == "edm":
-            if sigma_data is None:
-                raise ValueError(f"{predict=} needs sigma_data, the standard deviation of the data")
+        if sigma_data is not None:  # predict="edm" without it: the model names what is missing
             config["sigma_data"] = sigma_data
         if self.weighting != "simple":
             config["weighting"] = self.weighting

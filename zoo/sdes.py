@@ -258,6 +258,17 @@ class SDE(abc.ABC):
         n = mean + std * jax.random.normal(key, shape)
         return self.t_min + (self.T - self.t_min) * jax.nn.sigmoid(n)
 
+    def sample_time_log_normal_noise(
+        self, key: jax.Array, shape: tuple[int, ...] = (), mean: float = -1.2, std: float = 1.2
+    ) -> jax.Array:
+        """Training times with :math:`\\log\\tilde\\sigma_t \\sim N(\\text{mean},
+        \\text{std}^2)`, :math:`\\tilde\\sigma = \\sigma/\\alpha` (EDM's noise sampling,
+        Karras et al. 2022, table 1: -1.2 and 1.2), mapped to :math:`t` through the log-SNR
+        :math:`\\lambda = -\\log\\tilde\\sigma`; draws beyond the process's noise range
+        are clipped to its ends, ``t_min`` and ``T``."""
+        log_sigma = mean + std * jax.random.normal(key, shape)
+        return jnp.clip(self.time_at_log_snr(-log_sigma), self.t_min, self.T)
+
     def likelihood_weight_integral(self) -> jax.Array:
         """:math:`Z = \\int_{t_{min}}^T g(t)^2/\\sigma_t^2\\,dt = 2(\\lambda_{t_{min}} -
         \\lambda_T)`, since :math:`g^2/\\sigma^2 = d\\log\\sigma^2/dt - 2f
