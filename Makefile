@@ -15,20 +15,20 @@ $(STAMP): setup.py setup.cfg pyproject.toml
 install: $(STAMP)
 
 bench: $(STAMP)
-	$(PY) -m benchmarks --profile quick
+	$(PY) -m zoo.bench --profile quick
 
 # make bench-gpu: the gpu profile, then the speed benchmark, into
-# benchmarks/results/gpu-<device>-<date>/ (benchmarks/bench_gpu.py); TINY=1 for the CPU-sized check.
+# benchmarks/results/gpu-<device>-<date>/ (zoo/bench/commands/gpu.py); TINY=1 for the CPU-sized check.
 # On the GPU machine (no package index, no .venv, wheels in .whl/ from ../shared/tools/gpu-wheels
 # with pot and tabulate added) its own python3, which has CUDA jax, runs it with those wheels.
 GPU_WHEELS := $(if $(wildcard $(PY)),,$(wildcard .whl/*.whl))
 ifneq ($(GPU_WHEELS),)
 bench-gpu:
 	$(PYTHON) -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target .whl/site $(GPU_WHEELS)
-	PYTHONPATH=$(CURDIR)/.whl/site:$(CURDIR) $(PYTHON) -m benchmarks.bench_gpu $(if $(TINY),--tiny)
+	PYTHONPATH=$(CURDIR)/.whl/site:$(CURDIR) $(PYTHON) -m zoo.bench gpu $(if $(TINY),--tiny)
 else
 bench-gpu: $(STAMP)
-	$(PY) -m benchmarks.bench_gpu $(if $(TINY),--tiny)
+	$(PY) -m zoo.bench gpu $(if $(TINY),--tiny)
 endif
 
 test: $(STAMP)

@@ -1,6 +1,2 @@
-"""The zoo's benchmark: every model family on toy data over several seeds, each family's
-samplers, and sample quality next to the noise floor.
-
-Run ``python -m benchmarks --profile quick`` (or ``zoo-bench``); ``--help`` lists the flags.
-Speed of training and of the Diffrax samplers: ``python -m benchmarks.speed``.
-"""
+"""The committed results of the zoo's benchmark (``benchmarks/results/``), and ``python -m
+benchmarks``, the same command as ``zoo-bench`` (:mod:`zoo.bench`) from a checkout."""

@@ -6,7 +6,9 @@ import argparse
 
 import pytest
 
-from benchmarks import bench_gpu, cache, cli, distributed, frontier, guidance, nll_split, speed
+from zoo.bench import cache
+from zoo.bench.commands import distributed, frontier, gpu, guidance, nll_split, speed
+from zoo.bench.plan import cli
 
 PARSERS = {
     "zoo-bench": cli.parser,
@@ -15,7 +17,7 @@ PARSERS = {
     "zoo-bench-distributed": distributed.parser,
     "nll_split": nll_split.parser,
     "frontier": frontier.parser,
-    "bench-gpu": bench_gpu.parser,
+    "bench-gpu": gpu.parser,
 }
 #: what a user mistypes: not numbers, non-finite, out of range at both ends, beyond int64,
 #: fractions where integers are due, empty, lists gone wrong

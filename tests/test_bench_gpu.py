@@ -1,4 +1,4 @@
-"""``make bench-gpu`` (benchmarks/bench_gpu.py): its tiny budget end to end on the CPU, the
+"""``make bench-gpu`` (``zoo-bench gpu``): its tiny budget end to end on the CPU, the
 folder it names, and its refusal to run the GPU-sized profile on a CPU."""
 
 import datetime
@@ -12,8 +12,9 @@ import jax
 import pandas as pd
 import pytest
 
-from benchmarks import bench_gpu, profiles, speed
 from zoo import presets
+from zoo.bench.commands import gpu, speed
+from zoo.bench.plan import profiles
 
 
 def _today() -> datetime.date:
@@ -21,16 +22,16 @@ def _today() -> datetime.date:
 
 
 def test_the_gpu_profile_is_the_whole_comparison():
-    gpu = profiles.PROFILES["gpu"]
-    assert gpu.families == presets.FAMILIES
-    assert gpu.datasets == profiles.TOY_DATASETS and len(gpu.datasets) == 6
-    assert len(gpu.seeds) == 3
-    assert "default" in gpu.samplers
+    profile = profiles.PROFILES["gpu"]
+    assert profile.families == presets.FAMILIES
+    assert profile.datasets == profiles.TOY_DATASETS and len(profile.datasets) == 6
+    assert len(profile.seeds) == 3
+    assert "default" in profile.samplers
 
 
 def test_tiny_run_writes_one_folder_named_by_device_and_date(tmp_path, capsys):
     before = _today()
-    assert bench_gpu.main(["--tiny", "--root", str(tmp_path)]) == 0
+    assert gpu.main(["--tiny", "--root", str(tmp_path)]) == 0
     dates = {before, _today()}  # a run across midnight may carry either date
 
     (out,) = tmp_path.iterdir()
@@ -38,14 +39,12 @@ def test_tiny_run_writes_one_folder_named_by_device_and_date(tmp_path, capsys):
     assert out.name in {f"gpu-tiny-{kind}-{d.isoformat()}" for d in dates}
 
     # the gpu profile's families on the tiny budget's datasets (some of the profile's) and seed
-    gpu = profiles.PROFILES["gpu"]
-    assert set(bench_gpu.TINY_DATASETS) < set(gpu.datasets)
-    assert set(bench_gpu.TINY_FAMILIES) < set(gpu.families)
+    profile = profiles.PROFILES["gpu"]
+    assert set(gpu.TINY_DATASETS) < set(profile.datasets)
+    assert set(gpu.TINY_FAMILIES) < set(profile.families)
     results = pd.read_csv(out / "results.csv")
     runs = list(zip(results.family, results.dataset, results.seed, strict=True))
-    assert sorted(runs) == sorted(
-        itertools.product(bench_gpu.TINY_FAMILIES, bench_gpu.TINY_DATASETS, [0])
-    )
+    assert sorted(runs) == sorted(itertools.product(gpu.TINY_FAMILIES, gpu.TINY_DATASETS, [0]))
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["profile"] == "gpu"
 
@@ -65,17 +64,15 @@ def test_tiny_run_writes_one_folder_named_by_device_and_date(tmp_path, capsys):
 
 def test_the_gpu_profile_is_refused_on_a_cpu(tmp_path, capsys):
     assert jax.default_backend() == "cpu"  # the test machine
-    assert bench_gpu.main(["--root", str(tmp_path)]) == 2
+    assert gpu.main(["--root", str(tmp_path)]) == 2
     assert "--tiny" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_missing_package_is_named_before_any_work(tmp_path, capsys, monkeypatch):
-    assert bench_gpu.missing({"json": "json", "no_such_module_zoo": "no-such-pkg"}) == [
-        "no-such-pkg"
-    ]
-    monkeypatch.setitem(bench_gpu.NEEDED, "no_such_module_zoo", "no-such-pkg")
-    assert bench_gpu.main(["--tiny", "--root", str(tmp_path)]) == 2
+    assert gpu.missing({"json": "json", "no_such_module_zoo": "no-such-pkg"}) == ["no-such-pkg"]
+    monkeypatch.setitem(gpu.NEEDED, "no_such_module_zoo", "no-such-pkg")
+    assert gpu.main(["--tiny", "--root", str(tmp_path)]) == 2
     assert "no-such-pkg" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
@@ -90,29 +87,26 @@ def test_a_missing_package_is_named_before_any_work(tmp_path, capsys, monkeypatc
 )
 def test_device_kind_is_a_folder_name(kinds, expected):
     devices = [types.SimpleNamespace(device_kind=k) for k in kinds]
-    assert bench_gpu.device_kind(devices) == expected
+    assert gpu.device_kind(devices) == expected
 
 
 def test_folder_name_has_the_kind_and_the_date():
     date = datetime.date(2026, 12, 1)
-    assert bench_gpu.folder_name("nvidia-h200", date, tiny=False) == "gpu-nvidia-h200-2026-12-01"
-    assert bench_gpu.folder_name("cpu", date, tiny=True) == "gpu-tiny-cpu-2026-12-01"
+    assert gpu.folder_name("nvidia-h200", date, tiny=False) == "gpu-nvidia-h200-2026-12-01"
+    assert gpu.folder_name("cpu", date, tiny=True) == "gpu-tiny-cpu-2026-12-01"
 
 
-def test_markdown_tables_reads_each_table_under_its_title():
-    text = (
-        "zoo speed on cpu:0\n\nTraining vp, jit excluded:\n\n"
-        "|   runs |   steps/s |\n|-------:|----------:|\n"
-        "|      1 |     1,490 |\n|      5 |  703.5 |\n"
-        "\nSampling:\n\n| sampler | NFE |\n|:--|--:|\n| EM(steps=3, a=1) | 3 |\n"
-    )
-    assert bench_gpu.markdown_tables(text) == [
-        (
-            "Training vp, jit excluded",
-            [{"runs": 1, "steps/s": 1490}, {"runs": 5, "steps/s": 703.5}],
-        ),
-        ("Sampling", [{"sampler": "EM(steps=3, a=1)", "NFE": 3}]),
-    ]
+def test_speed_tables_are_written_as_rows_named_by_their_table(tmp_path):
+    tables = {
+        "Training vp": pd.DataFrame({"runs": [1, 8], "steps/s": [1490.0, 703.5]}),
+        "Sampling": pd.DataFrame({"sampler": ["EM(steps=3)"], "NFE": [3]}),
+    }
+    speed.write(tmp_path, "as printed\n", tables)
+    rows = pd.read_csv(tmp_path / "speed.csv")
+    assert rows.columns[0] == "table"
+    assert list(rows.table) == ["Training vp", "Training vp", "Sampling"]
+    assert rows["steps/s"].tolist()[:2] == [1490.0, 703.5] and rows.NFE.tolist()[2] == 3
+    assert (tmp_path / "speed.md").read_text() == "as printed\n"
 
 
 def test_a_timed_difference_that_is_not_positive_is_no_speed():
@@ -127,7 +121,7 @@ def test_families_run_in_order_until_the_deadline_then_one_report(deadline, expe
     calls = []
     bench = lambda flags: calls.append(flags) or 0
     start = time.perf_counter()
-    assert bench_gpu.compare(bench, ["--x"], ("a", "b", "c"), deadline, start) == expected
+    assert gpu.compare(bench, ["--x"], ("a", "b", "c"), deadline, start) == expected
     each = [["--x", f"--families={f}", "--no-figures"] for f in expected]
     assert calls == [*each, ["--x", f"--families={','.join(expected)}"]]
 
@@ -135,7 +129,7 @@ def test_families_run_in_order_until_the_deadline_then_one_report(deadline, expe
 def test_a_failing_family_ends_the_comparison_with_its_status():
     calls = []
     bench = lambda flags: calls.append(flags) or (3 if "--families=b" in flags else 0)
-    assert bench_gpu.compare(bench, [], ("a", "b", "c"), 1e9, time.perf_counter()) == 3
+    assert gpu.compare(bench, [], ("a", "b", "c"), 1e9, time.perf_counter()) == 3
     assert len(calls) == 2
 
 

@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import cache, runner, training
-from benchmarks.__main__ import main
 from zoo import presets
+from zoo.bench import cache, pipeline
+from zoo.bench.commands.compare import main
+from zoo.bench.train import training
 
 ROOT = Path(__file__).parents[1]
 # Three samplers: three cells and three sample pieces to damage or stop among; 200 steps: two
@@ -155,11 +156,11 @@ def test_a_diverging_run_is_marked_and_never_ranked(finished, tmp_path, monkeypa
 def test_samples_far_from_the_data_are_marked_diverged():
     reference = np.random.default_rng(0).normal(size=(100, 2))
     x = reference.copy()
-    assert runner.sample_status(x, reference) == "ok"
+    assert pipeline.sample_status(x, reference) == "ok"
     x[3] = 1e3
-    assert runner.sample_status(x, reference).startswith("diverged: 1 of 100 samples beyond")
+    assert pipeline.sample_status(x, reference).startswith("diverged: 1 of 100 samples beyond")
     x[4] = np.nan
-    assert runner.sample_status(x, reference) == "diverged: NaN samples (1 of 100)"
+    assert pipeline.sample_status(x, reference) == "diverged: NaN samples (1 of 100)"
 
 
 def test_ctrl_c_while_starting_is_one_line(tmp_path):
@@ -173,7 +174,7 @@ def test_ctrl_c_while_starting_is_one_line(tmp_path):
 
 
 def _start(out):
-    args = [sys.executable, "-m", "benchmarks", *TINY, f"--out={out}"]
+    args = [sys.executable, "-m", "zoo.bench", *TINY, f"--out={out}"]
     return subprocess.Popen(args, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
 
 
@@ -228,10 +229,13 @@ def test_a_sampler_the_compiler_fails_on_is_a_failed_row(finished, tmp_path, mon
     assert results[["sliced_w2", "energy"]].isna().all().all()
 
 
-SPEED = ["-c", "import sys; from benchmarks.entry import speed; sys.exit(speed())"]
-GUIDANCE = ["-c", "import sys; from benchmarks.entry import guidance; sys.exit(guidance())"]
+SPEED = ["-c", "import sys; from zoo.bench.commands.entry import speed; sys.exit(speed())"]
+GUIDANCE = [
+    "-c",
+    "import sys; from zoo.bench.commands.entry import guidance; sys.exit(guidance())",
+]
 # a line after its first configuration (DDIM-3 on DDPM), then NCSN's compiles for seconds
-FRONTIER = ["-m", "benchmarks.frontier", "--processes=ddpm,ncsn", "--datasets=nine_gaussians",
+FRONTIER = ["-m", "zoo.bench", "frontier", "--processes=ddpm,ncsn", "--datasets=nine_gaussians",
             "--samplers=ddim", "--nfe=3", "--samples=100", "--out=out"]  # fmt: skip
 
 

@@ -10,9 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import cli, evaluation, limits, nll_split, oracle, profiles
-from benchmarks.__main__ import main
 from zoo import data, presets, samplers
+from zoo.bench.commands import nll_split
+from zoo.bench.commands.compare import main
+from zoo.bench.judge import evaluation, oracle
+from zoo.bench.plan import cli, limits, profiles
 
 NINE = data.nine_gaussians()
 # A VP process: with the exact score DPM-Solver++ reaches the floor on it (a VE process with

@@ -15,9 +15,12 @@ import optax
 import pandas as pd
 import pytest
 
-from benchmarks import cli, digits, evaluation, limits, named_samplers, tables, training
-from benchmarks.__main__ import main
 from zoo import data, multistep, nets, presets, samplers
+from zoo.bench.commands.compare import main
+from zoo.bench.judge import evaluation
+from zoo.bench.plan import cli, digits, limits, named_samplers
+from zoo.bench.report import tables
+from zoo.bench.train import training
 
 # checkerboard: exact entropy and density (a fast noise floor), and no mode metrics.
 TINY = {
@@ -228,7 +231,7 @@ def test_bad_input_is_one_line_and_exit_code_2(args, message, capsys):
     ],  # fmt: skip
 )
 def test_the_speed_benchmark_names_a_bad_flag_without_a_traceback(args, capsys):
-    from benchmarks import speed
+    from zoo.bench.commands import speed
 
     with pytest.raises(SystemExit) as exit_info:
         speed.main(args)
@@ -277,7 +280,7 @@ def test_an_unwritable_output_folder_is_one_line_and_exit_code_2(tmp_path, capsy
 
 def test_the_command_line_exits_2_without_a_traceback():
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--families", "foo"],
+        [sys.executable, "-m", "zoo.bench", "--families", "foo"],
         capture_output=True,
         text=True,
         cwd=Path(__file__).parents[1],

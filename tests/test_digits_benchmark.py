@@ -9,8 +9,9 @@ import re
 import pandas as pd
 import pytest
 
-from benchmarks import cli, digits, evaluation, plan, points, profiles
-from benchmarks.__main__ import main
+from zoo.bench.commands.compare import main
+from zoo.bench.judge import evaluation
+from zoo.bench.plan import cli, digits, matrix, points, profiles
 
 TINY = [
     "--datasets=digits",
@@ -66,7 +67,7 @@ def test_toys_and_digits_train_apart_and_skip_the_other_kinds_families():
         samplers=("default",),
         num_samples=10,
     )
-    the_plan = plan.make(config)
+    the_plan = matrix.make(config)
     # ddpm: one training call for the two toys (a ScoreNet), one for the digits (a UNet).
     assert the_plan.groups["ddpm"] == [
         {d: the_plan.presets["ddpm"][d] for d in ("moons", "checkerboard")},
@@ -77,7 +78,7 @@ def test_toys_and_digits_train_apart_and_skip_the_other_kinds_families():
     assert skipped == {(digits.WRITEUP, "moons"), (digits.WRITEUP, "checkerboard")}
     assert len(the_plan.cells) == 2 * 3 * 2
     # A toy run's key is the one it has without digits beside it: the group is its kind's.
-    toys_only = plan.make(dataclasses.replace(config, datasets=("moons", "checkerboard")))
+    toys_only = matrix.make(dataclasses.replace(config, datasets=("moons", "checkerboard")))
     assert toys_only.run_keys["ddpm", "moons", 1] == the_plan.run_keys["ddpm", "moons", 1]
     # One reference per dataset: the toy's true sample, the training digits.
     assert the_plan.references["moons"].shape == (10, 2)
@@ -111,8 +112,8 @@ def test_each_kind_of_data_answers_every_call_of_the_harness():
     for module in (evaluation, digits, points):
         missing = [name for name in evaluation.KIND_API if not hasattr(module, name)]
         assert not missing, (module.__name__, missing)
-    assert plan.kind("digits") is digits and plan.kind("moons") is evaluation
+    assert matrix.kind("digits") is digits and matrix.kind("moons") is evaluation
     # Any other name is a user's points file, which only a --data file of that stem provides.
     config = cli.parse(["--datasets", "moons"])
     with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
-        plan.kind("mnist").load("mnist", config)
+        matrix.kind("mnist").load("mnist", config)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmarks import distributed
-from benchmarks.__main__ import main
+from zoo.bench.commands import distributed
+from zoo.bench.commands.compare import main
 
 ROOT = Path(__file__).parents[1]
 # The smallest run that splits: two families, one per process; one run each, a few steps,
@@ -44,7 +44,7 @@ def test_two_processes_give_the_one_process_table(tmp_path):
             [
                 sys.executable,
                 "-m",
-                "benchmarks.distributed",
+                "zoo.bench.commands.distributed",
                 f"--coordinator=127.0.0.1:{port}",
                 "--num-processes=2",
                 f"--process-id={i}",

@@ -1,4 +1,4 @@
-"""benchmarks.frontier: samplers on the exact score. The judge is checked on samples of the
+"""zoo.bench.commands.frontier: samplers on the exact score. The judge is checked on samples of the
 data itself, the tables on a frame whose answers are known, and the command end to end on a
 small budget, with a sampler that does not apply."""
 
@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import frontier
 from zoo import data as data_lib
+from zoo.bench.commands import frontier
 
 
 def test_true_samples_sit_at_the_floor_with_unit_spread():

@@ -176,7 +176,7 @@ def test_a_tiny_conditional_ddpm_on_digits_draws_the_asked_class():
     ],
 )
 def test_the_guidance_benchmark_names_a_bad_flag_in_one_line(argv, flag, capsys):
-    from benchmarks import guidance as bench
+    from zoo.bench.commands import guidance as bench
 
     assert bench.main(argv) == 2
     err = capsys.readouterr().err.strip()
@@ -184,7 +184,7 @@ def test_the_guidance_benchmark_names_a_bad_flag_in_one_line(argv, flag, capsys)
 
 
 def test_a_sampler_that_cannot_apply_is_refused_before_any_training(capsys, tmp_path):
-    from benchmarks import guidance as bench
+    from zoo.bench.commands import guidance as bench
 
     assert bench.main(["--out", str(tmp_path), "--families=ncsn,ddpm", "--sampler=langevin"]) == 2
     err = capsys.readouterr().err.strip()

@@ -6,8 +6,9 @@ import jax
 import pytest
 
 import zoo
-from benchmarks import cache, nll_split
 from zoo import nets, presets
+from zoo.bench import cache
+from zoo.bench.commands import nll_split
 
 
 def test_each_model_is_rebuilt_from_its_runs_recorded_config(tmp_path):

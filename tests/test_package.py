@@ -4,12 +4,16 @@ import configparser
 import importlib
 import importlib.metadata
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import setuptools
 
 import zoo
-from benchmarks import cli, distributed, guidance, speed
+from zoo.bench.commands import distributed, guidance, speed
+from zoo.bench.plan import cli
 
 SETUP_CFG = Path(__file__).parents[1] / "setup.cfg"
 # Each console script and the parser behind it.
@@ -46,7 +50,7 @@ def test_console_script_targets_the_main_of_its_command(name):
 
 def test_installed_metadata_matches_setup_cfg():
     # A stale install (e.g. one from before a script was added) fails here, not in a user's shell.
-    installed = importlib.metadata.distribution("zoo")
+    installed = importlib.metadata.distribution(_setup_cfg()["metadata"]["name"])
     scripts = {e.name: e.value for e in installed.entry_points if e.group == "console_scripts"}
     assert scripts == _declared_scripts()
     assert installed.version == zoo.__version__
@@ -66,7 +70,7 @@ def test_version_flag_prints_the_script_and_the_package_version(name, capsys):
 
 
 def test_zoo_bench_version_exits_0():
-    from benchmarks.__main__ import main
+    from zoo.bench.commands.compare import main
 
     with pytest.raises(SystemExit) as stop:
         main(["--version"])
@@ -81,5 +85,31 @@ def test_help_is_plain_text(name):
 
 
 def test_plain_keeps_the_text_of_roles_and_literals():
-    text = "Trains :func:`zoo.presets.toy`, a :class:`~benchmarks.profiles.Config` and ``T``."
-    assert cli.plain(text) == "Trains zoo.presets.toy, a benchmarks.profiles.Config and T."
+    text = "Trains :func:`zoo.presets.toy`, a :class:`~zoo.bench.plan.profiles.Config` and ``T``."
+    assert cli.plain(text) == "Trains zoo.presets.toy, a zoo.bench.plan.profiles.Config and T."
+
+
+def test_zoo_bench_help_lists_every_experiment(capsys):
+    from zoo.bench import __main__ as bench
+
+    assert bench.main(["--help"]) == 0
+    listed = capsys.readouterr().out
+    for name, (module, _) in bench.COMMANDS.items():
+        assert re.search(rf"^  {name} +\S", listed, re.M), name
+        assert callable(importlib.import_module(module).main)
+
+
+def test_the_package_installs_zoo_alone():
+    # What setup.cfg's find: selects from this checkout: the library and its harness, and no
+    # top-level `benchmarks` (a name other projects use too; the checkout keeps its results).
+    include = _setup_cfg()["options.packages.find"]["include"].split()
+    found = setuptools.find_packages(where=str(SETUP_CFG.parent), include=include)
+    assert "zoo" in found and "zoo.bench" in found and "zoo.bench.commands" in found
+    assert {p.split(".")[0] for p in found} == {"zoo"}
+    assert _setup_cfg()["metadata"]["name"] != "zoo"  # taken on the package index
+
+
+def test_importing_zoo_imports_none_of_the_harness():
+    code = "import sys, zoo; zoo.VP; print([m for m in sys.modules if m.startswith('zoo.bench')])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -15,8 +15,8 @@ import optax
 import pytest
 
 import zoo
-from benchmarks import named_samplers
 from zoo import data, images, models, presets, samplers, sdes
+from zoo.bench.plan import named_samplers
 from zoo.nets import ScoreNet, UNet
 
 TOY_NET = functools.partial(ScoreNet, dropout=0.0)

@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 
 import zoo
-from benchmarks import cli, config_file, networks, plan, points, report
-from benchmarks.__main__ import main
+from zoo.bench.commands.compare import main
+from zoo.bench.plan import cli, config_file, matrix, networks, points
+from zoo.bench.report import files
 
 TIMINGS = ["train_s", "sample_s"]  # wall times: all that may differ between two runs
 NET = "tests.user_net:factory"
@@ -120,12 +121,12 @@ def test_lr_batch_size_and_width_change_the_run_keys(tmp_path):
     for flags in ([], ["--lr=1e-4"], ["--batch-size=32"], ["--width=64"], [f"--net={NET}"]):
         config = cli.parse([f"--data={data}", "--families=vp", "--seeds=0", *flags])
         keys[tuple(flags)] = (
-            plan.make(config).run_keys[("vp", "blobs", 0)],
-            report.config_id(config),
+            matrix.make(config).run_keys[("vp", "blobs", 0)],
+            files.config_id(config),
         )
     assert len({k for k, _ in keys.values()}) == len(keys)  # every change trains again
     assert len({c for _, c in keys.values()}) == len(keys)
-    preset = plan.make(
+    preset = matrix.make(
         cli.parse([f"--data={data}", "--families=vp", "--lr=1e-4", "--batch-size=32"])
     )
     used = preset.presets["vp"]["blobs"]

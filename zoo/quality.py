@@ -282,7 +282,7 @@ def grouped_floor_tests(
 ) -> pd.DataFrame:
     """:func:`floor_test` of every cell of a benchmark table: ``rows`` has one row per seed
     (columns ``by`` and the metrics), ``floors`` one row per floor repeat (column ``floor_by``
-    and the metrics), e.g. ``results.csv`` and ``noise_floor.csv`` of ``python -m benchmarks``.
+    and the metrics), e.g. ``results.csv`` and ``noise_floor.csv`` of ``zoo-bench``.
     A cell's seeds are tested against the floor of its ``floor_by`` value. A metric missing
     from either table, or all NaN in the floor (no mode metrics off the mixtures), is skipped;
     NaN in a cell's values is :data:`FAILED`. One row per cell and metric: ``by``, ``metric``,

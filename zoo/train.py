@@ -4,7 +4,7 @@ that hold everything a run needs to go on; runs that diverge are named.
 
 Each call of the step function from Python costs a dispatch, so ``fit`` fuses ``log_every``
 steps in one ``lax.scan`` and vmaps the runs inside it; one call trains every seed (and every
-dataset of one shape) of a model at once, and ``python -m benchmarks.speed`` measures it against
+dataset of one shape) of a model at once, and ``zoo-bench speed`` measures it against
 a minimal ``lax.scan`` loop of the same loss and optimizer::
 
     state, curve = zoo.train.fit(model, zoo.data.nine_gaussians(), steps=20_000, seeds=[0, 1, 2])

@@ -1,10 +1,11 @@
 """Image data in the harness: the 8x8 handwritten digits (``zoo-bench --datasets digits``),
 trained with :func:`zoo.presets.digits` over a UNet and scored with :mod:`zoo.image_metrics`.
 
-The same calls as :mod:`benchmarks.evaluation` answers for the 2-D toys (:mod:`benchmarks.plan`
-picks the module by dataset). Each cell's samples are scored by a small classifier trained on
-the real training digits (``frechet``: the Frechet distance of its features, ``class_kl``:
-the predicted classes' KL to uniform, ``confidence``: the mean top class probability) and by
+The same calls as :mod:`zoo.bench.judge.evaluation` answers for the 2-D toys
+(:mod:`zoo.bench.plan.matrix` picks the module by dataset). Each cell's samples are scored by
+a small classifier trained on the real training digits (``frechet``: the Frechet distance of
+its features, ``class_kl``: the predicted classes' KL to uniform, ``confidence``: the mean top
+class probability) and by
 ``nearest_train``, the mean L2 distance to the nearest training digit (below the floor's
 value: memorisation). A run's likelihood is ``bpd``, the NLL bound of held-out dequantised
 digits in bits per dimension (probability-flow ODE, one Hutchinson probe). The noise floor is
@@ -22,9 +23,10 @@ import functools
 import jax
 import numpy as np
 
-from benchmarks import evaluation, networks
-from benchmarks.profiles import Config
 from zoo import image_metrics, images, presets
+from zoo.bench.judge import evaluation
+from zoo.bench.plan import networks
+from zoo.bench.plan.profiles import Config
 from zoo.nets import UNet
 
 __all__ = ["DATASETS", "WRITEUP", *evaluation.KIND_API]

@@ -1,4 +1,4 @@
-"""``zoo-bench-speed`` (``python -m benchmarks.speed``): how fast the zoo trains and samples
+"""``zoo-bench speed`` (alias ``zoo-bench-speed``): how fast the zoo trains and samples
 on this machine.
 
 1. ``zoo.train.fit`` against a minimal fused loop of the same model, loss, batch size and optax
@@ -20,10 +20,12 @@ import argparse
 import datetime
 import functools
 import math
+import os
 import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -32,10 +34,11 @@ import optax
 import pandas as pd
 
 import zoo
-from benchmarks import limits
-from benchmarks.cli import at_least, plain
-from benchmarks.limits import INT32_MAX
 from zoo import data, presets, samplers, train
+from zoo.bench import cache
+from zoo.bench.plan import limits
+from zoo.bench.plan.cli import at_least, plain
+from zoo.bench.plan.limits import INT32_MAX
 
 __all__ = ["main", "parser", "sampling_speed", "training_speed", "fused_loop"]
 
@@ -237,30 +240,59 @@ def parser() -> argparse.ArgumentParser:
         "--repeats", type=at_least(1), default=5 if on_gpu else 3,
         help="interleaved training pairs and timed calls per sampler (5 on a GPU, 3 on a CPU)",
     )  # fmt: skip
+    p.add_argument(
+        "--out", type=Path, default=None,
+        help="also write what is printed to OUT/speed.md, and every table's rows (a column "
+        "'table' naming each) to OUT/speed.csv",
+    )  # fmt: skip
     return p
+
+
+def _section(title: str, table: pd.DataFrame) -> str:
+    return f"{title}:\n\n{table.to_markdown(index=False, floatfmt='.3g')}\n"
+
+
+def write(out: Path, text: str, tables: dict[str, pd.DataFrame]) -> None:
+    """``speed.md`` (``text``, as printed) and ``speed.csv`` (the rows of every table, the
+    column ``table`` holding its title) in ``out``, each written whole."""
+    rows = pd.concat([t.assign(table=title) for title, t in tables.items()], ignore_index=True)
+    rows = rows[["table", *(c for c in rows.columns if c != "table")]]
+    cache.write_bytes(out / "speed.md", text.encode())
+    cache.write_bytes(out / "speed.csv", rows.to_csv(index=False).encode())
 
 
 def main(argv: list[str] | None = None) -> None:
     p = parser()
     args = p.parse_args(argv)
     _check_memory(p, args)
-    # fit's step function is new on every call: only the persistent cache can skip recompiling.
-    jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="zoo-speed-"))
+    if args.out is not None:
+        try:
+            cache.check_writable(args.out)
+        except OSError as e:
+            p.error(f"--out: cannot write to {str(args.out)!r}: {e.strerror or e}")
+    # fit's step function is new on every call: only the persistent cache can skip recompiling
+    # (the caller's, when JAX_COMPILATION_CACHE_DIR names one).
+    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="zoo-speed-"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    print(f"zoo speed on {', '.join(map(str, jax.devices()))} ({jax.default_backend()}), {date}\n")
+    head = f"zoo speed on {', '.join(map(str, jax.devices()))} ({jax.default_backend()}), {date}"
+    print(head + "\n")
     preset = presets.case_study(args.train_family)
-    training = training_speed(preset, args.runs, args.train_steps, args.repeats)
-    print(
+    tables = {}
+    title = (
         f"Training {preset.name} (batch {preset.batch_size}), steps/s over all runs from "
-        f"{args.train_steps} and {3 * args.train_steps} steps, median of {args.repeats}:\n"
+        f"{args.train_steps} and {3 * args.train_steps} steps, median of {args.repeats}"
     )
-    print(training.to_markdown(index=False, floatfmt=".3g") + "\n")
-    if args.no_sampling:
-        return
-    sampling = sampling_speed(args.family, args.sample_steps, args.samples, args.repeats)
-    print(f"Sampling {args.samples} points, median of {args.repeats}, jit excluded:\n")
-    print(sampling.to_markdown(index=False, floatfmt=".3g"))
+    tables[title] = training_speed(preset, args.runs, args.train_steps, args.repeats)
+    print(_section(title, tables[title]))
+    if not args.no_sampling:
+        title = f"Sampling {args.samples} points, median of {args.repeats}, jit excluded"
+        tables[title] = sampling_speed(args.family, args.sample_steps, args.samples, args.repeats)
+        print(_section(title, tables[title]))
+    if args.out is not None:
+        text = "\n".join([head + "\n", *(_section(t, f) for t, f in tables.items())])
+        write(args.out, text, tables)
 
 
 if __name__ == "__main__":

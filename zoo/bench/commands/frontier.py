@@ -1,7 +1,7 @@
-r"""``python -m benchmarks.frontier``: the fast samplers on the exact score, where learning plays
+r"""``zoo-bench frontier``: the fast samplers on the exact score, where learning plays
 no part, at each NFE budget, every process and several data sets.
 
-Each cell drives one sampler (a name of :mod:`benchmarks.named_samplers`, options included) on
+Each cell drives one sampler (a name of :mod:`zoo.bench.plan.named_samplers`, options included) on
 one process with the exact score of one data set, from ``SEEDS`` keys, and judges its ``n``
 samples twice:
 
@@ -47,9 +47,10 @@ import numpy as np
 import pandas as pd
 
 import zoo
-from benchmarks import cache, cli, limits, named_samplers
 from zoo import data as data_lib
 from zoo import grids, metrics, presets
+from zoo.bench import cache
+from zoo.bench.plan import cli, limits, named_samplers
 
 __all__ = ["SAMPLERS", "fitted_mixture", "main", "parser", "run", "table"]
 
@@ -304,7 +305,8 @@ def figure(path: Path, frame: pd.DataFrame, dataset: str) -> None:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m benchmarks.frontier", description=cli.plain(__doc__.split("\n\n")[0])
+        prog="zoo-bench frontier",
+        description=cli.plain(__doc__.split("\n\n")[0]),
     )
     p.add_argument("--out", type=Path, default=Path("results/frontier"), help="output folder")
     p.add_argument("--processes", type=cli.names(presets.FAMILIES, "process"),
@@ -360,7 +362,7 @@ def main(argv: list[str] | None = None) -> None:
     _write_tables(args.out, frame)
     given = sys.argv[1:] if argv is None else argv
     summary = {
-        "command": " ".join(["python -m benchmarks.frontier", *given]),
+        "command": " ".join(["zoo-bench frontier", *given]),
         "commit": commit,
         "machine": {"backend": jax.default_backend(), "platform": platform.platform(),
                     "devices": [str(d) for d in jax.devices()], "zoo": zoo.__version__},
@@ -394,6 +396,6 @@ def _commit() -> str:
 
 
 if __name__ == "__main__":
-    from benchmarks import entry  # Ctrl-C: one line
+    from zoo.bench.commands import entry  # Ctrl-C: one line
 
-    sys.exit(entry.run("python -m benchmarks.frontier", "benchmarks.frontier"))
+    sys.exit(entry.run("zoo-bench frontier", "zoo.bench.commands.frontier"))

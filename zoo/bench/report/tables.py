@@ -4,8 +4,8 @@ seeds per dataset, the best value in bold, the noise floor beneath).
 Only rows with status ``ok`` enter a mean; a group with diverged or failed seeds says so in
 its status column, so a bad run is never averaged in silently.
 
-The oracle columns (:mod:`benchmarks.oracle`) and the tables of quality per training step
-(:mod:`benchmarks.steps`) appear only in runs that ask for them.
+The oracle columns (:mod:`zoo.bench.judge.oracle`) and the tables of quality per training step
+(:mod:`zoo.bench.train.steps`) appear only in runs that ask for them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks import cache, digits, evaluation, named_samplers, oracle, plan
+from zoo.bench import cache
+from zoo.bench.judge import evaluation, oracle
+from zoo.bench.plan import digits, matrix, named_samplers
 
 __all__ = [
     "COLUMNS",
@@ -74,7 +76,7 @@ PRINTED = [
 
 def _metrics(datasets) -> list[str]:
     """The metric columns of the kinds of data among ``datasets``."""
-    kinds = {plan.kind(d) for d in datasets}
+    kinds = {matrix.kind(d) for d in datasets}
     return [c for c in METRICS if any(c in k.METRICS for k in kinds)]
 
 
@@ -219,7 +221,7 @@ def quality_per_nfe(
     floor_frame = pd.DataFrame(floors)
     frame["ratio"] = frame["oracle_ratio"] = float("nan")
     for dataset, at in frame.groupby("dataset", sort=False).groups.items():
-        metric = plan.kind(dataset).HEADLINE
+        metric = matrix.kind(dataset).HEADLINE
         floor = floor_frame[floor_frame.dataset == dataset][metric].astype(float).mean()
         frame.loc[at, "ratio"] = frame.loc[at, metric].astype(float) / floor
         if f"oracle_{metric}" in frame:
@@ -229,7 +231,7 @@ def quality_per_nfe(
 
 def headline_label(dataset: str) -> str:
     """The label of :func:`quality_per_nfe`'s ratio on ``dataset``, e.g. "sliced W2 / floor"."""
-    return f"{METRICS[plan.kind(dataset).HEADLINE][0]} / floor"
+    return f"{METRICS[matrix.kind(dataset).HEADLINE][0]} / floor"
 
 
 def nfe_markdown(frame: pd.DataFrame) -> str:
@@ -264,7 +266,7 @@ def nfe_markdown(frame: pd.DataFrame) -> str:
 
 
 def quality_per_step(rows: list[dict], floors: list[dict], metric: str) -> pd.DataFrame:
-    """The ``ok`` rows of the kept training steps (:func:`benchmarks.steps.rows`) in long
+    """The ``ok`` rows of the kept training steps (:func:`zoo.bench.train.steps.rows`) in long
     form: dataset, family, step, seed and ``ratio``, the row's ``metric`` over the mean of
     its noise floor on that dataset."""
     frame = pd.DataFrame(rows)

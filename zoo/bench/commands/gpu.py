@@ -1,12 +1,12 @@
-"""``make bench-gpu`` (``python -m benchmarks.bench_gpu``): the whole comparison at the
+"""``make bench-gpu`` (``zoo-bench gpu``): the whole comparison at the
 ``gpu`` profile (every family, the six toy datasets, three seeds), then the speed benchmark
-(``python -m benchmarks.speed``), into one results folder named by device and date:
+(``zoo-bench speed``), into one results folder named by device and date:
 ``<root>/gpu-<device kind>-<YYYY-MM-DD>/`` with the comparison's reports (results.csv,
 results.md, nfe.md, summary.json, figures; its cache in cache/), the speed benchmark's
 output (speed.md, and its tables in speed.csv) and bench_gpu.json (wall times, device).
 
-``--tiny``: the same two steps at a budget that runs in about a minute on a CPU (two
-families on two of the datasets, one seed: :data:`TINY_BENCH`), into
+``--tiny``: the same two steps at a budget that runs in about a minute on a CPU (one
+family on two of the datasets, one seed: :data:`TINY_BENCH`), into
 ``gpu-tiny-<device kind>-<date>/``; the tests run it so that this command cannot rot.
 Without ``--tiny`` a machine where JAX finds no GPU is refused: the profile is sized for one.
 Run again on the same day, the comparison resumes from the folder's cache.
@@ -35,11 +35,11 @@ __all__ = [
     "device_kind",
     "folder_name",
     "main",
-    "markdown_tables",
     "missing",
 ]
 
-ROOT = Path(__file__).parent / "results"
+#: where the results folder goes: the checkout's, run from its root as ``make bench-gpu`` is
+ROOT = Path("benchmarks", "results")
 #: when the comparison starts no more families, in seconds from the start: a report (~20 s),
 #: the speed benchmark (160 s) and the device's start and transfers fit after it in the 15
 #: minutes of device time a session is lent, with the whole command under 9 minutes. On an
@@ -49,12 +49,13 @@ ROOT = Path(__file__).parent / "results"
 DEADLINE_S = 330.0
 USAGE_ERROR = 2
 
-#: the comparison's flags for ``--tiny``: two families of the gpu profile (a discrete and a
-#: continuous process) on two of its datasets (a Gaussian mixture, with its mode metrics, and
-#: the checkerboard, without) and one seed, trained a few steps and sampled by one cheap
-#: sampler, no sweep, a few points per metric: what the command does, not what it measures.
-#: Compiling sets its time (training, the sampler and the likelihood, once per family).
-TINY_FAMILIES = ("ddpm", "vp")
+#: the comparison's flags for ``--tiny``: one family of the gpu profile on two of its datasets
+#: (a Gaussian mixture, with its mode metrics, and the checkerboard, without) and one seed,
+#: trained a few steps and sampled by one cheap sampler, no sweep, a few points per metric:
+#: what the command does, not what it measures. Compiling sets its time (training, the
+#: sampler and the likelihood, once per family: one family, as the family-by-family loop of
+#: :func:`compare` has tests of its own).
+TINY_FAMILIES = ("vp",)
 TINY_DATASETS = ("nine_gaussians", "checkerboard")
 TINY_BENCH = (
     f"--families={','.join(TINY_FAMILIES)}",
@@ -116,52 +117,18 @@ def folder_name(kind: str, date: datetime.date, tiny: bool) -> str:
     return f"gpu-{'tiny-' if tiny else ''}{kind}-{date.isoformat()}"
 
 
-def markdown_tables(text: str) -> list[tuple[str, list[dict]]]:
-    """Every pipe table in ``text`` as ``(title, rows)``: the title is the last non-table
-    line above it (without a trailing colon), a row is ``{column: value}``, with numbers
-    parsed as numbers."""
-    tables, title, block = [], "", []
-    for line in [*text.splitlines(), ""]:
-        if line.startswith("|"):
-            block.append([cell.strip() for cell in line.strip().strip("|").split("|")])
-            continue
-        if block:
-            header, body = block[0], block[2:]  # block[1] is the |---:| alignment row
-            tables.append(
-                (title, [dict(zip(header, map(_number, row), strict=True)) for row in body])
-            )
-            block = []
-        if line.strip():
-            title = line.strip().rstrip(":")
-    return tables
-
-
-def _number(text: str) -> float | str:
-    try:
-        return float(text.replace(",", ""))
-    except ValueError:
-        return text
-
-
 def _speed(out: Path, tiny: bool) -> float:
     """Run the speed benchmark in a process of its own (its timings untouched by what the
-    comparison left in memory), echo its output, and write speed.md and speed.csv."""
+    comparison left in memory), echo its output; it writes speed.md and speed.csv in ``out``."""
     start = time.perf_counter()
-    command = [sys.executable, "-m", "benchmarks.speed", *(TINY_SPEED if tiny else GPU_SPEED)]
-    done = subprocess.run(command, capture_output=True, text=True)
+    flags = [*(TINY_SPEED if tiny else GPU_SPEED), f"--out={out}"]
+    done = subprocess.run(
+        [sys.executable, "-m", "zoo.bench.commands.speed", *flags], capture_output=True, text=True
+    )
     print(done.stdout, end="")
     if done.returncode != 0:
         sys.stderr.write(done.stderr)
         raise SystemExit(f"bench-gpu: the speed benchmark failed (exit code {done.returncode})")
-    (out / "speed.md").write_text(done.stdout)
-    rows = [
-        {"table": title, **row} for title, table in markdown_tables(done.stdout) for row in table
-    ]
-    if not rows:
-        raise SystemExit("bench-gpu: the speed benchmark printed no table")
-    import pandas as pd
-
-    pd.DataFrame(rows).to_csv(out / "speed.csv", index=False)
     return time.perf_counter() - start
 
 
@@ -235,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         return USAGE_ERROR
     import jax
 
-    from benchmarks import profiles
-    from benchmarks.__main__ import main as bench
+    from zoo.bench.commands.compare import main as bench
+    from zoo.bench.plan import profiles
 
     devices = jax.devices()
     if not args.tiny and jax.default_backend() == "cpu":
@@ -277,6 +244,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from benchmarks import entry  # Ctrl-C: one line
+    from zoo.bench.commands import entry  # Ctrl-C: one line
 
-    sys.exit(entry.run("bench-gpu", "benchmarks.bench_gpu"))
+    sys.exit(entry.run("bench-gpu", "zoo.bench.commands.gpu"))

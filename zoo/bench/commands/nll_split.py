@@ -1,4 +1,4 @@
-r"""``python -m benchmarks.nll_split <results folder>``: at which noise levels a trained
+r"""``zoo-bench nll-split <results folder>``: at which noise levels a trained
 model's excess NLL arises, measured by substituting the exact score (Gaussian mixtures only).
 
 The probability-flow ODE's likelihood reads the score at every noise level. For a cut
@@ -38,10 +38,12 @@ import numpy as np
 import pandas as pd
 
 import zoo
-from benchmarks import cache, evaluation, limits, oracle
-from benchmarks.cli import at_least, plain, tolerance
 from zoo import data as data_lib
 from zoo import presets
+from zoo.bench import cache
+from zoo.bench.judge import evaluation, oracle
+from zoo.bench.plan import limits
+from zoo.bench.plan.cli import at_least, plain, tolerance
 
 __all__ = ["likelihood_fn", "main", "parser", "report", "split", "table"]
 
@@ -179,7 +181,7 @@ def table(frame: pd.DataFrame) -> str:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m benchmarks.nll_split",
+        prog="zoo-bench nll-split",
         description=plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -243,6 +245,6 @@ def report(folder: Path, frame: pd.DataFrame) -> str:
 
 
 if __name__ == "__main__":
-    from benchmarks import entry  # Ctrl-C: one line
+    from zoo.bench.commands import entry  # Ctrl-C: one line
 
-    sys.exit(entry.run("python -m benchmarks.nll_split", "benchmarks.nll_split"))
+    sys.exit(entry.run("zoo-bench nll-split", "zoo.bench.commands.nll_split"))

@@ -1,4 +1,4 @@
-r"""Classifier-free guidance on the digits, for every family: ``python -m benchmarks.guidance``
+r"""Classifier-free guidance on the digits, for every family: ``zoo-bench guidance``
 (console script ``zoo-bench-guidance``).
 
 Each family's digits preset (:func:`zoo.presets.digits`, a UNet) is made class-conditional
@@ -15,7 +15,7 @@ samples of every class with
 - ``asked_prob``: the classifier's mean probability of the asked class;
 - ``frechet``: the Frechet distance of the classifier's features of all the samples (every
   class equally often) to the training digits' (lower: closer to the data, and more diverse);
-- ``confidence``, ``class_kl``, ``nearest_train`` as in :mod:`benchmarks.digits`.
+- ``confidence``, ``class_kl``, ``nearest_train`` as in :mod:`zoo.bench.plan.digits`.
 
 The floor row is as many held-out real digits (each with its true class as the asked one)
 scored the same way. Writes ``results.csv``, ``results.md``, ``guidance.png`` (accuracy and
@@ -41,10 +41,11 @@ import jax.numpy as jnp
 import numpy as np
 
 import zoo
-from benchmarks import cache, limits, named_samplers
-from benchmarks.cli import Parser, UsageError, at_least
-from benchmarks.digits import PASSES
 from zoo import image_metrics, images, presets
+from zoo.bench import cache
+from zoo.bench.plan import limits, named_samplers
+from zoo.bench.plan.cli import Parser, UsageError, at_least
+from zoo.bench.plan.digits import PASSES
 from zoo.nets import UNet
 from zoo.train import MAX_SEED
 
@@ -274,8 +275,8 @@ def _figures(out: Path, rows: list[dict], samples: dict, floor_row: dict, args) 
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    from benchmarks.figures import tile
     from zoo import plotting
+    from zoo.bench.report.figures import tile
 
     frame = pd.DataFrame(rows)
     fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.4))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from benchmarks import named_samplers
+from zoo.bench.plan import named_samplers
 from zoo.presets import FAMILIES
 
 __all__ = ["Config", "PROFILES", "PURPOSES"]
@@ -20,7 +20,7 @@ class Config:
     """The run matrix (families x datasets x seeds x samplers) and its budgets.
 
     ``sweep`` and ``nfe``: the quality-per-NFE sweep, each of the ``sweep`` samplers
-    (of :data:`~benchmarks.named_samplers.SWEEP_KINDS`) at about each budget in ``nfe``; the
+    (of :data:`~zoo.bench.plan.named_samplers.SWEEP_KINDS`) at about each budget in ``nfe``; the
     cells are ``sampler_names``. ``num_samples``: samples per cell, and the size of the true
     reference sample the metrics compare them with. ``num_nll``: held-out points for the
     likelihood of each trained run, integrated with adaptive Tsit5 at
@@ -33,15 +33,15 @@ class Config:
     trained run is scored on (0: none).
 
     ``keep_steps``: training steps at which each run's EMA parameters are kept (from the
-    same training call) and scored with the first of ``samplers`` (:mod:`benchmarks.steps`).
+    same training call) and scored with the first of ``samplers`` (:mod:`zoo.bench.train.steps`).
     ``oracle``: on datasets with an exact score, also run every cell's sampler with the
-    exact score and measure each run's score error (:mod:`benchmarks.oracle`). Both are off
+    exact score and measure each run's score error (:mod:`zoo.bench.judge.oracle`). Both are off
     in every profile.
 
     Your data and network, and the optimizer (``None``: each family's preset value):
     ``data``, the path of a user's ``N x d`` points (``.npy``, ``.npz`` or ``.csv``), one more
-    dataset named by the file's stem (:mod:`benchmarks.points`); ``net``, a user's network
-    factory as ``"package.module:factory"`` under every family (:mod:`benchmarks.networks`);
+    dataset named by the file's stem (:mod:`zoo.bench.plan.points`); ``net``, a user's network
+    factory as ``"package.module:factory"`` under every family (:mod:`zoo.bench.plan.networks`);
     ``width``, the :class:`zoo.nets.ScoreNet` width on vector data (images: ``channels``);
     ``learning_rate`` and ``batch_size`` of every run.
     """
@@ -133,7 +133,7 @@ PROFILES = {
         nll_tol=1e-5,
         out="results/full",
     ),
-    # `make bench-gpu` (benchmarks/bench_gpu.py): every family, dataset and seed at 6x
+    # `make bench-gpu` (zoo/bench/commands/gpu.py): every family, dataset and seed at 6x
     # standard's steps, one family after another until bench_gpu.DEADLINE_S. Measured on an
     # H200 (2026-12-04) with three budgets (16 samplers): ~150 s a family, 17-33 s of it
     # training 18 vmapped runs at 48,000 steps, the rest compiling the samplers and the

@@ -1,4 +1,4 @@
-"""``python -m benchmarks.distributed`` / ``zoo-bench-distributed``: one benchmark over several
+"""``zoo-bench distributed`` (alias ``zoo-bench-distributed``): one benchmark over several
 processes, one per host, joined by ``jax.distributed``.
 
 Every process is started with the same ``zoo-bench`` flags and its place in the job::
@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import cache, cli
+from zoo.bench import cache
+from zoo.bench.plan import cli
 
 __all__ = ["gather_to_first", "main", "pack", "parser", "share", "unpack"]
 
@@ -121,7 +122,7 @@ def _check(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run this process's share, gather the pieces to process 0, and there write the
     report; bad input is one line on stderr and exit code 2."""
-    from benchmarks import __main__ as single
+    from zoo.bench.commands import compare as single
 
     argv = sys.argv[1:] if argv is None else list(argv)
     args, rest = parser().parse_known_args(argv)
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import jax
 
-    from benchmarks import runner
+    from zoo.bench import pipeline
 
     jax.distributed.initialize(
         coordinator_address=args.coordinator,
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         if mine.families:
             cache.check_writable(out)
             with cache.lock(out):
-                runner.run(mine)
+                pipeline.run(mine)
         archives = gather_to_first(b"" if first else pack(out))
     if not first:
         return 0

@@ -29,8 +29,8 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 
-from benchmarks.profiles import Config
 from zoo import presets
+from zoo.bench.plan.profiles import Config
 
 __all__ = ["UserNet", "check", "load", "vector_net"]
 

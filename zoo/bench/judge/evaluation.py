@@ -1,7 +1,7 @@
 """Scores of a cell on the 2-D toys: sample-quality metrics against a fixed true reference
 sample, the excess NLL of a trained run, and the noise floor of each (its value for true
-samples). With :mod:`benchmarks.digits` (images) it is one of the two kinds of data of
-:mod:`benchmarks.plan`, and it holds what both share: sampling keys, the status of a cell's
+samples). With :mod:`zoo.bench.plan.digits` (images) it is one of the two kinds of data of
+:mod:`zoo.bench.plan.matrix`, and it holds what both share: sampling keys, the status of a cell's
 samples, a solver failure's status.
 
 Every cell of a dataset is compared with the same reference sample (drawn once per dataset,
@@ -19,13 +19,14 @@ import jax
 import numpy as np
 
 import zoo
-from benchmarks import networks, training
-from benchmarks.profiles import Config
 from zoo import data as data_lib
 from zoo import metrics, presets
+from zoo.bench.plan import networks
+from zoo.bench.plan.profiles import Config
+from zoo.bench.train import training
 
-#: what a kind of data's module answers (this one for the 2-D toys, :mod:`benchmarks.digits`
-#: for images; :func:`benchmarks.plan.kind` picks one by dataset)
+#: what a kind of data's module answers (this one for the 2-D toys, :mod:`zoo.bench.plan.digits`
+#: for images; :func:`zoo.bench.plan.matrix.kind` picks one by dataset)
 KIND_API = (
     "HEADLINE",
     "METRICS",
@@ -96,7 +97,7 @@ def load(dataset: str, config: Config | None = None) -> data_lib.Toy:
 
 def preset(config: Config, family: str, toy: data_lib.Toy) -> presets.Preset:
     """``family``'s :func:`zoo.presets.toy` on ``toy`` over the config's network
-    (:func:`benchmarks.networks.vector_net`), or the case study's with ``--presets
+    (:func:`zoo.bench.plan.networks.vector_net`), or the case study's with ``--presets
     case_study``; ``ValueError`` for a family that has none."""
     if config.presets == "case_study":  # the CLI allows nine Gaussians only
         return dataclasses.replace(presets.case_study(family), steps=config.steps)
@@ -152,7 +153,7 @@ def describe(config: Config) -> str:
 
 def reference(toy: data_lib.Toy, config: Config) -> np.ndarray:
     """The fixed true sample every cell of ``toy`` is compared with (drawn once per dataset
-    by :func:`benchmarks.plan.make` and passed to every scoring call)."""
+    by :func:`zoo.bench.plan.matrix.make` and passed to every scoring call)."""
     return np.asarray(toy.sample(jax.random.PRNGKey(REFERENCE_SEED), (config.num_samples,)))
 
 

@@ -1,8 +1,8 @@
 """The run matrix: plan every cell (family x dataset x seed x sampler) with its cache key
-(:mod:`benchmarks.plan`), then per family train the runs, compute their likelihoods, sample
+(:mod:`zoo.bench.plan.matrix`), then per family train the runs, compute their likelihoods, sample
 and score the unfinished cells; with ``keep_steps``, score the parameters kept during
-training (:mod:`benchmarks.steps`), and with ``oracle``, the same samplers driven by the
-exact score (:mod:`benchmarks.oracle`).
+training (:mod:`zoo.bench.train.steps`), and with ``oracle``, the same samplers driven by the
+exact score (:mod:`zoo.bench.judge.oracle`).
 
 Every finished cell is written to the cache at once (and ``cache/progress.csv`` rewritten
 after it), so a killed benchmark loses at most the cell in progress.
@@ -19,10 +19,14 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from benchmarks import cache, oracle, plan, steps, tables, training
-from benchmarks.evaluation import FAR, SAMPLE_STREAM, failure, sample_key, sample_status
-from benchmarks.plan import Cell, Plan, kind
-from benchmarks.profiles import Config
+from zoo.bench import cache
+from zoo.bench.judge import oracle
+from zoo.bench.judge.evaluation import FAR, SAMPLE_STREAM, failure, sample_key, sample_status
+from zoo.bench.plan import matrix
+from zoo.bench.plan.matrix import Cell, Plan, kind
+from zoo.bench.plan.profiles import Config
+from zoo.bench.report import tables
+from zoo.bench.train import steps, training
 
 __all__ = ["FAR", "SAMPLE_STREAM", "Cell", "Outcome", "run", "sample_status"]
 
@@ -89,7 +93,7 @@ def run(config: Config) -> Outcome:
     """Compute what is missing from ``config.out``'s cache and return every row."""
     out = Path(config.out)
     store = cache.Cache(out)
-    the_plan = plan.make(config)
+    the_plan = matrix.make(config)
     cells = the_plan.cells
     rows: dict[Cell, dict] = {}
     for cell in cells:

@@ -1,4 +1,4 @@
-"""The command line: a profile and overrides in, a checked :class:`~benchmarks.profiles.Config`
+"""The command line: a profile and overrides in, a checked :class:`~zoo.bench.plan.profiles.Config`
 out. A bad value is a :class:`UsageError`, which ``main`` prints as one line (exit code 2)."""
 
 from __future__ import annotations
@@ -10,18 +10,10 @@ import re
 from pathlib import Path
 
 import zoo
-from benchmarks import (
-    config_file,
-    digits,
-    limits,
-    named_samplers,
-    networks,
-    plan,
-    points,
-    training,
-)
-from benchmarks.profiles import PROFILES, PURPOSES, Config
 from zoo import data, images
+from zoo.bench.plan import config_file, digits, limits, matrix, named_samplers, networks, points
+from zoo.bench.plan.profiles import PROFILES, PURPOSES, Config
+from zoo.bench.train import training
 from zoo.presets import CASE_STUDY_FAMILIES, FAMILIES, LIKELIHOOD_WEIGHTED, PARAMETRISED
 from zoo.train import MAX_SEED
 
@@ -451,7 +443,7 @@ def _with_data(overrides: dict) -> dict:
     """``overrides`` with the ``--data`` file's stem among the datasets (the only one unless
     datasets were named), and every dataset name checked."""
     stem = Path(overrides["data"]).stem if "data" in overrides else None
-    if stem in plan.DATASETS:
+    if stem in matrix.DATASETS:
         raise UsageError(
             f"--data: the file's stem {stem!r} names a built-in dataset; expected another "
             "name (rename the file)"
@@ -466,7 +458,7 @@ def _with_data(overrides: dict) -> dict:
     if stem is not None:
         named = overrides.get("datasets")
         overrides["datasets"] = (stem,) if named is None else tuple(dict.fromkeys((*named, stem)))
-    known = plan.DATASETS + ((stem,) if stem else ())
+    known = matrix.DATASETS + ((stem,) if stem else ())
     for name in overrides.get("datasets", ()):
         if name not in known:
             raise UsageError(
@@ -497,7 +489,7 @@ def _event_shape(dataset: str, config: Config) -> tuple[int, ...]:
 
 def _check_net(config: Config) -> None:
     """The ``--net`` factory imported and its contract checked on the shapes of the
-    datasets (:func:`benchmarks.networks.check`); :class:`UsageError` naming it, with the
+    datasets (:func:`zoo.bench.plan.networks.check`); :class:`UsageError` naming it, with the
     user's own exception, if any, as its ``__cause__``."""
     shapes = [_event_shape(dataset, config) for dataset in config.datasets]
     try:
@@ -553,7 +545,7 @@ def parse(argv: list[str] | None = None, check_memory: bool = True) -> Config:
 
 def check_memory_of(config: Config) -> None:
     """:class:`UsageError` naming the flag whose run would not fit in the machine's memory
-    (:func:`benchmarks.limits.check`)."""
+    (:func:`zoo.bench.plan.limits.check`)."""
     try:
         limits.check(config)
     except limits.TooLarge as e:

@@ -27,9 +27,9 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from benchmarks import training
-from benchmarks.profiles import Config
 from zoo._checks import INT32_MAX
+from zoo.bench.plan.profiles import Config
+from zoo.bench.train import training
 
 __all__ = [
     "INT32_MAX",
@@ -148,11 +148,11 @@ def estimate(config: Config, memory: int) -> list[Phase]:
     """The phases of ``config``'s run on each kind of data, each with a lower bound of the
     bytes it holds (module docstring): training (the runs of one family's call), sampling
     (one cell's samples beside every run's parameters) and the likelihood."""
-    from benchmarks import plan
+    from zoo.bench.plan import matrix
 
     phases = []
-    for module in dict.fromkeys(plan.kind(d) for d in config.datasets):
-        datasets = [d for d in config.datasets if plan.kind(d) is module]
+    for module in dict.fromkeys(matrix.kind(d) for d in config.datasets):
+        datasets = [d for d in config.datasets if matrix.kind(d) is module]
         found = _presets(config, datasets)
         if not found:
             continue
@@ -190,9 +190,9 @@ def estimate(config: Config, memory: int) -> list[Phase]:
         phases.append(_phase("training", memory, total, terms))
         per_sample = _per_point(per_example, example)
         counts = {"--samples": config.num_samples}
-        if module.__name__ == "benchmarks.evaluation":
+        if module.__name__ == "zoo.bench.judge.evaluation":
             counts["--nll-points"] = config.num_nll
-        elif module.__name__ == "benchmarks.digits":
+        elif module.__name__ == "zoo.bench.plan.digits":
             counts["--nll-images"] = config.nll_images
         for flag, n in counts.items():
             name = "sampling" if flag == "--samples" else "likelihood"
@@ -205,7 +205,7 @@ def _network_flag(config: Config, module) -> tuple[str, int | str] | None:
     """The flag and value that chose the network of ``module``'s data, if one did."""
     if config.net is not None:
         return "--net", config.net
-    if module.__name__ == "benchmarks.digits":
+    if module.__name__ == "zoo.bench.plan.digits":
         return "--channels", config.channels
     if config.width is not None:
         return "--width", config.width
@@ -214,17 +214,17 @@ def _network_flag(config: Config, module) -> tuple[str, int | str] | None:
 
 def _presets(config: Config, datasets: list[str]) -> list:
     """``(dataset, preset)`` of each family, on the first of ``datasets`` it has a preset for."""
-    from benchmarks import plan
+    from zoo.bench.plan import matrix
 
     found = []
     for family in config.families:
         for dataset in datasets:
-            data = plan.kind(dataset).load(dataset, config)
+            data = matrix.kind(dataset).load(dataset, config)
             try:
-                preset = plan.kind(dataset).preset(config, family, data)
+                preset = matrix.kind(dataset).preset(config, family, data)
             except ValueError:  # no preset of this family for this data
                 continue
-            found.append((dataset, plan.with_optimizer(preset, config)))
+            found.append((dataset, matrix.with_optimizer(preset, config)))
             break
     return found
 

@@ -13,8 +13,8 @@ import jax
 import numpy as np
 
 import zoo
-from benchmarks import cache
 from zoo import presets
+from zoo.bench import cache
 
 __all__ = ["Run", "keep_steps", "model_key", "run_key", "snapshot_key", "train_family"]
 

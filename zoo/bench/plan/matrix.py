@@ -3,10 +3,10 @@ reference sample (drawn once), each family's preset per dataset, the key of ever
 and every cell (family x dataset x seed x sampler) with its cache key.
 
 The harness knows data by kind (:func:`kind`): the 2-D toys of :mod:`zoo.data`, scored by
-:mod:`benchmarks.evaluation` (W2, MMD, energy, modes, exact NLL), images, scored by
-:mod:`benchmarks.digits` (:mod:`zoo.image_metrics`: a classifier's Frechet distance, class
+:mod:`zoo.bench.judge.evaluation` (W2, MMD, energy, modes, exact NLL), images, scored by
+:mod:`zoo.bench.plan.digits` (:mod:`zoo.image_metrics`: a classifier's Frechet distance, class
 coverage, confidence, nearest training image, bits per dimension), and a user's points
-(``--data``), scored by :mod:`benchmarks.points` (the toys' sample metrics against held-out
+(``--data``), scored by :mod:`zoo.bench.plan.points` (the toys' sample metrics against held-out
 points). The modules answer the same calls (``load``, ``preset``, ``num_train``,
 ``reference``, ``settings``, ``sample_quality``, ``quick_quality``, ``noise_floor``, the
 likelihood trio). A family is trained in one call per kind (vectors over a ``ScoreNet``,
@@ -23,10 +23,13 @@ from types import ModuleType
 import numpy as np
 
 import zoo
-from benchmarks import cache, digits, evaluation, named_samplers, points, training
-from benchmarks.profiles import Config
 from zoo import data as data_lib
 from zoo import presets
+from zoo.bench import cache
+from zoo.bench.judge import evaluation
+from zoo.bench.plan import digits, named_samplers, points
+from zoo.bench.plan.profiles import Config
+from zoo.bench.train import training
 
 __all__ = ["DATASETS", "Cell", "Plan", "kind", "make"]
 
@@ -35,9 +38,10 @@ DATASETS = (*data_lib.NAMES, *digits.DATASETS)
 
 
 def kind(dataset: str) -> ModuleType:
-    """The module that loads, trains and scores ``dataset``: :mod:`benchmarks.digits` for image
-    data, :mod:`benchmarks.evaluation` for the 2-D toys, and :mod:`benchmarks.points` for any
-    other name: a user's file (``Config.data``) named by its stem, which its ``load`` checks."""
+    """The module that loads, trains and scores ``dataset``: :mod:`zoo.bench.plan.digits` for
+    image data, :mod:`zoo.bench.judge.evaluation` for the 2-D toys, and
+    :mod:`zoo.bench.plan.points` for any other name: a user's file (``Config.data``) named by
+    its stem, which its ``load`` checks."""
     if dataset in digits.DATASETS:
         return digits
     if dataset in data_lib.NAMES:
@@ -73,7 +77,7 @@ class Plan:
     """``data`` and ``references`` per dataset; ``presets[family][dataset]``: the preset, or
     why the family has none for that data (a string); ``groups[family]``: the datasets trained
     together, one dict of presets per kind; ``run_keys[family, dataset, seed]``:
-    :func:`benchmarks.training.run_key` of each run; ``cells`` in table order."""
+    :func:`zoo.bench.train.training.run_key` of each run; ``cells`` in table order."""
 
     data: dict[str, object]
     references: dict[str, np.ndarray]

@@ -73,8 +73,8 @@ def run(prog: str, module: str, argv: list[str] | None = None) -> int:
 
 
 def speed() -> int:
-    return run("zoo-bench-speed", "benchmarks.speed")
+    return run("zoo-bench-speed", "zoo.bench.commands.speed")
 
 
 def guidance() -> int:
-    return run("zoo-bench-guidance", "benchmarks.guidance")
+    return run("zoo-bench-guidance", "zoo.bench.commands.guidance")

@@ -2,9 +2,9 @@
 ``.npy``, ``.npz`` (one array) or ``.csv`` file (an optional header row), one more dataset
 named by the file's stem, trained and scored like the 2-D toys but without a known density.
 
-The third kind of data of :mod:`benchmarks.plan`, beside :mod:`benchmarks.evaluation` (the
-toys) and :mod:`benchmarks.digits`; it answers the same calls and scores with the toys' sample
-metrics. What differs:
+The third kind of data of :mod:`zoo.bench.plan.matrix`, beside
+:mod:`zoo.bench.judge.evaluation` (the toys) and :mod:`zoo.bench.plan.digits`; it answers the
+same calls and scores with the toys' sample metrics. What differs:
 
 - Split: a fixed permutation (seed :data:`SPLIT_SEED`) holds out a fifth of the points
   (:data:`HELDOUT_FRACTION`); the families train on the rest.
@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import evaluation
-from benchmarks.profiles import Config
+from zoo.bench.judge import evaluation
+from zoo.bench.plan.profiles import Config
 
 __all__ = ["MIN_POINTS", "Points", "read", *evaluation.KIND_API]
 

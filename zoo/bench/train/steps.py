@@ -12,9 +12,12 @@ import functools
 import jax
 from tqdm.auto import tqdm
 
-from benchmarks import cache, digits, evaluation, named_samplers, training
-from benchmarks.plan import Plan, kind
-from benchmarks.profiles import Config
+from zoo.bench import cache
+from zoo.bench.judge import evaluation
+from zoo.bench.plan import digits, named_samplers
+from zoo.bench.plan.matrix import Plan, kind
+from zoo.bench.plan.profiles import Config
+from zoo.bench.train import training
 
 __all__ = ["COLUMNS", "columns", "rows"]
 

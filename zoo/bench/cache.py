@@ -4,7 +4,7 @@ and checked when read.
 Every piece is written to a temporary file and moved into place with ``os.replace``, so a
 killed benchmark leaves either the whole piece or none of it, and a run started again picks
 up where it stopped. A piece's file name holds a hash of every setting it depends on and of
-the code (:data:`CODE`, every ``.py`` file of ``zoo`` and ``benchmarks``): a changed setting
+the code (:data:`CODE`, every ``.py`` file of ``zoo``, the harness included): a changed setting
 or changed code finds no old piece to reuse, while switching back to an earlier configuration
 finds its pieces again. Each piece also carries a SHA-256 checksum of its content and the
 settings it was made from; a piece that fails its check (cut short, edited, emptied) is named
@@ -63,16 +63,14 @@ class Busy(Exception):
 
 def _code_hash() -> str:
     h = hashlib.sha256()
-    for package in (Path(zoo.__file__).parent, Path(__file__).parent):
-        for path in sorted(package.rglob("*.py")):
-            if "results" in path.relative_to(package).parts:  # results, not code (probes)
-                continue
-            h.update(f"{package.name}/{path.relative_to(package)}".encode())
-            h.update(path.read_bytes())
+    package = Path(zoo.__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        h.update(f"{package.name}/{path.relative_to(package)}".encode())
+        h.update(path.read_bytes())
     return h.hexdigest()[:12]
 
 
-#: Hash of the source of ``zoo`` and ``benchmarks``: part of every key.
+#: Hash of the source of ``zoo`` (the library and this harness): part of every key.
 CODE = _code_hash()
 
 

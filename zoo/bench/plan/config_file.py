@@ -1,5 +1,5 @@
-"""``config.toml``: the whole :class:`~benchmarks.profiles.Config` a results folder was made
-with, which ``zoo-bench --config <folder>/config.toml`` runs again (:func:`benchmarks.cli.parse`
+"""``config.toml``: the whole :class:`~zoo.bench.plan.profiles.Config` a results folder was made
+with, which ``zoo-bench --config <folder>/config.toml`` runs again (:func:`zoo.bench.plan.cli.parse`
 checks each setting as it checks the flag of the same name).
 
 Python reads TOML (``tomllib``) but does not write it; :func:`dumps` writes the flat tables
@@ -19,7 +19,7 @@ import tomllib
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks.profiles import Config
+from zoo.bench.plan.profiles import Config
 
 __all__ = ["NAME", "UNSAVED", "dumps", "read", "render", "write"]
 
@@ -99,7 +99,7 @@ def render(config: Config) -> str:
 
 def write(config: Config, folder: Path) -> Path:
     """Write ``folder/config.toml`` for ``config`` (atomically); returns its path."""
-    from benchmarks import cache
+    from zoo.bench import cache
 
     path = Path(folder) / NAME
     cache.write_bytes(path, render(config).encode())

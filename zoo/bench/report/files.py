@@ -15,10 +15,14 @@ import jax
 import pandas as pd
 
 import zoo
-from benchmarks import cache, digits, figures, oracle, steps, tables
-from benchmarks.plan import kind
-from benchmarks.profiles import Config
-from benchmarks.runner import Outcome
+from zoo.bench import cache
+from zoo.bench.judge import oracle
+from zoo.bench.pipeline import Outcome
+from zoo.bench.plan import digits
+from zoo.bench.plan.matrix import kind
+from zoo.bench.plan.profiles import Config
+from zoo.bench.report import figures, tables
+from zoo.bench.train import steps
 
 __all__ = ["clear", "config_id", "write"]
 

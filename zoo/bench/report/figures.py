@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from benchmarks import plan
-from benchmarks.tables import METRICS
+from zoo.bench.plan import matrix
+from zoo.bench.report.tables import METRICS
 
 __all__ = [
     "densities",
@@ -130,7 +130,7 @@ def nfe_quality(path: Path, rows: list[dict], floors: list[dict]) -> None:
     frame = frame[frame.status == "ok"].copy()
     if frame.empty:
         return
-    headline = {d: plan.kind(d).HEADLINE for d in frame.dataset.unique()}
+    headline = {d: matrix.kind(d).HEADLINE for d in frame.dataset.unique()}
     frame["value"] = [float(frame.at[i, headline[dataset]]) for i, dataset in frame.dataset.items()]
     grid = sns.relplot(
         data=frame, x="nfe", y="value", hue="sampler", style="family", col="dataset",
@@ -215,7 +215,7 @@ def score_error(path: Path, frame: pd.DataFrame, dataset: str) -> None:
     """The learned score's error against the exact score on one dataset (a Gaussian
     mixture: no other dataset has an exact score), against the scaled noise level
     sigma_t / alpha_t on log axes, one line per family (mean and sd over seeds). ``frame``:
-    the rows of :func:`benchmarks.oracle.score_errors` for the dataset."""
+    the rows of :func:`zoo.bench.judge.oracle.score_errors` for the dataset."""
     if frame.empty:
         return
     title = f"{dataset}: the learned score's error\n(an exact score: Gaussian mixtures only)"

@@ -29,12 +29,13 @@ import jax
 import jax.numpy as jnp
 from tqdm.auto import tqdm
 
-from benchmarks import cache, evaluation
-from benchmarks.evaluation import SAMPLE_STREAM
-from benchmarks.plan import Plan
-from benchmarks.profiles import Config
 from zoo import data as data_lib
 from zoo import samplers as samplers_lib
+from zoo.bench import cache
+from zoo.bench.judge import evaluation
+from zoo.bench.judge.evaluation import SAMPLE_STREAM
+from zoo.bench.plan.matrix import Plan
+from zoo.bench.plan.profiles import Config
 from zoo.sdes import SDE
 
 __all__ = [
@@ -102,7 +103,7 @@ def cell_key(toy: data_lib.Toy, sde: SDE, sampler, seed: int, config: Config) ->
 
 
 def columns(config: Config, the_plan: Plan, store: cache.Cache) -> dict:
-    """The oracle columns (:data:`COLUMNS`) of every cell (a :class:`benchmarks.plan.Cell`)
+    """The oracle columns (:data:`COLUMNS`) of every cell (a :class:`zoo.bench.plan.matrix.Cell`)
     whose sampler applies, on a dataset with an exact score; each oracle cell is sampled and
     scored once and cached."""
     values, compiled, exact = {}, {}, {}

@@ -1,0 +1,1 @@
+"""Scores of samples and trained runs against the data's own noise floor."""

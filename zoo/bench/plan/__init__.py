@@ -1,0 +1,2 @@
+"""What a benchmark covers, checked before anything runs, and its run matrix
+(:mod:`zoo.bench.plan.matrix`)."""

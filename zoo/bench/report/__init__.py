@@ -1,0 +1,1 @@
+"""The tables, figures and files of a results folder."""
