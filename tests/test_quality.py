@@ -9,7 +9,7 @@ import pytest
 from jax.scipy.stats import norm
 from scipy import stats
 
-from zoo import metrics, quality, sdes
+from zoo import likelihood, metrics, quality, sdes
 
 K = 10  # floor repeats
 TRIALS = 4000
@@ -171,10 +171,10 @@ def test_likelihood_functions_give_the_exact_log_density_of_a_gaussian():
     x = SCALE * jax.random.normal(jax.random.PRNGKey(0), (8, 2))
     alpha, sigma = sde.marginal(sde.t_min)
     exact = jnp.sum(norm.logpdf(x, 0.0, jnp.sqrt(alpha**2 * SCALE**2 + sigma**2)), axis=-1)
-    fn = quality.likelihood_fn(model)
+    fn = likelihood.likelihood_fn(model)
     np.testing.assert_allclose(fn(1.0, x).log_prob, exact, atol=2e-3)
     assert np.max(np.abs(fn(0.5, x).log_prob - exact)) > 0.1  # the parameters are used
-    oracle = quality.exact_likelihood_fn(sde, lambda y, t: _gaussian_score(sde, y, t))
+    oracle = likelihood.exact_likelihood_fn(sde, lambda y, t: _gaussian_score(sde, y, t))
     np.testing.assert_allclose(oracle(x).log_prob, exact, atol=2e-3)
 
 

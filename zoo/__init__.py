@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 #: ``__all__`` but was always reachable as ``zoo.models`` and still is
 _SUBMODULES = frozenset(
     (
+        "checkpoints",
         "data",
         "grids",
         "guidance",
@@ -92,6 +93,7 @@ __all__ = [
     "SubVP",
     "UNet",
     "UniPC",
+    "checkpoints",
     "data",
     "grids",
     "guidance",
@@ -134,6 +136,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; never run
     from typing import Any
 
     from zoo import (
+        checkpoints,
         data,
         grids,
         guidance,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import diffrax
@@ -31,7 +32,7 @@ from zoo._checks import check_integer, check_solution, is_concrete
 from zoo.samplers import ScoreFn, function_evaluations
 from zoo.sdes import SDE
 
-__all__ = ["Likelihood", "log_likelihood", "bits_per_dim"]
+__all__ = ["Likelihood", "log_likelihood", "likelihood_fn", "exact_likelihood_fn", "bits_per_dim"]
 
 
 class Likelihood(NamedTuple):
@@ -145,6 +146,24 @@ def log_likelihood(
     prior = jax.vmap(sde.prior_logp)(y_T)
     nfe = jnp.asarray(function_evaluations(solver, sol.stats["num_steps"]), jnp.int32)
     return Likelihood(prior + delta, prior, nfe)
+
+
+def likelihood_fn(model, *, rtol: float = 1e-5, atol: float = 1e-5) -> Callable:
+    """``fn(params, x) -> Likelihood``: :func:`log_likelihood` of a trained ``model`` (a
+    :class:`zoo.models.Model`), jitted once; new parameters of the same shapes reuse the
+    compilation."""
+
+    def fn(params, x):
+        score = lambda y, t: model.score(params, y, t)
+        return log_likelihood(model.sde, score, x, rtol=rtol, atol=atol)
+
+    return jax.jit(fn)
+
+
+def exact_likelihood_fn(sde, score_fn, *, rtol: float = 1e-5, atol: float = 1e-5) -> Callable:
+    """``fn(x) -> Likelihood`` with a fixed score ``score_fn(x, t)`` (e.g.
+    :func:`zoo.data.oracle_score`), jitted: what the ODE alone gives."""
+    return jax.jit(lambda x: log_likelihood(sde, score_fn, x, rtol=rtol, atol=atol))
 
 
 def bits_per_dim(log_prob: jax.Array, event_shape: tuple[int, ...]) -> jax.Array:

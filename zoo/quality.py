@@ -29,15 +29,13 @@ is a **tie**, and :func:`leaders` names every model tied with the best.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import NamedTuple
 
-import jax
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from zoo import likelihood as likelihood_lib
 from zoo import metrics as metrics_lib
 
 __all__ = [
@@ -50,12 +48,10 @@ __all__ = [
     "Comparison",
     "FloorTest",
     "compare",
-    "exact_likelihood_fn",
     "floor_test",
     "floor_tests",
     "grouped_floor_tests",
     "leaders",
-    "likelihood_fn",
     "quality_table",
 ]
 
@@ -326,21 +322,3 @@ def quality_table(tests: pd.DataFrame, spec: str = ".3g") -> pd.DataFrame:
         part = part.set_index("metric")
         rows[model] = {m: f"{part['mean'][m]:{spec}} ({part.verdict[m]})" for m in metrics}
     return pd.DataFrame.from_dict(rows, orient="index")[metrics]
-
-
-def likelihood_fn(model, *, rtol: float = 1e-5, atol: float = 1e-5) -> Callable:
-    """``fn(params, x) -> zoo.likelihood.Likelihood``: :func:`zoo.log_likelihood` of a trained
-    ``model`` (a :class:`zoo.models.Model`), jitted once; new parameters of the same shapes
-    reuse the compilation."""
-
-    def fn(params, x):
-        score = lambda y, t: model.score(params, y, t)
-        return likelihood_lib.log_likelihood(model.sde, score, x, rtol=rtol, atol=atol)
-
-    return jax.jit(fn)
-
-
-def exact_likelihood_fn(sde, score_fn, *, rtol: float = 1e-5, atol: float = 1e-5) -> Callable:
-    """``fn(x) -> Likelihood`` with a fixed score ``score_fn(x, t)`` (e.g.
-    :func:`zoo.data.oracle_score`), jitted: what the ODE alone gives."""
-    return jax.jit(lambda x: likelihood_lib.log_likelihood(sde, score_fn, x, rtol=rtol, atol=atol))

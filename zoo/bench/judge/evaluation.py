@@ -262,12 +262,7 @@ def _excess(negative_log_probs: np.ndarray, toy: data_lib.Toy) -> dict[str, floa
 
 def likelihood_fn(model: zoo.Model, config: Config):
     """``fn(params, x) -> zoo.likelihood.Likelihood``, jitted once per family."""
-
-    def fn(params, x):
-        score = lambda y, t: model.score(params, y, t)
-        return zoo.log_likelihood(model.sde, score, x, rtol=config.nll_tol, atol=config.nll_tol)
-
-    return jax.jit(fn)
+    return zoo.likelihood.likelihood_fn(model, rtol=config.nll_tol, atol=config.nll_tol)
 
 
 def _paired(negative_log_probs: np.ndarray, toy: data_lib.Toy, x) -> dict[str, float]:
