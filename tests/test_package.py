@@ -113,3 +113,11 @@ def test_importing_zoo_imports_none_of_the_harness():
     code = "import sys, zoo; zoo.VP; print([m for m in sys.modules if m.startswith('zoo.bench')])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_an_unknown_command_is_one_line_naming_the_commands(capsys):
+    from zoo.bench import __main__ as bench
+
+    assert bench.main(["nosuch", "--steps=3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "'nosuch'" in err and all(name in err for name in bench.COMMANDS)

@@ -455,7 +455,7 @@ class Model:
 def _net_fn(net: Callable[[], hk.Module]):
     """The network as ``fn(x, t, is_training, label)``; ``label`` is passed only when given,
     so a user's network with the plain ``(x, t, is_training)`` contract serves unconditional
-    models as before."""
+    models."""
 
     def fn(x, t, is_training, label=None):
         if label is None:

@@ -4,7 +4,7 @@ A conditional model (``num_classes`` set, :mod:`zoo.guidance`) also passes ``lab
 conditioning vector ``[B, L]`` (the model's one-hot class, the null class last). Both networks
 here embed it linearly (for a one-hot input, a learned table of class embeddings) and add it
 to the time embedding; without ``label`` they create no extra parameters, so an unconditional
-network is the same as before.
+network has the parameters of the plain contract.
 
 Every family uses the same network; the family decides whether its output means the noise
 :math:`\\epsilon`, the score or :math:`x_0` (see :mod:`zoo.models`). :class:`ScoreNet` is the

@@ -241,9 +241,8 @@ def fit(
     :math:`D` of the ``ema_every`` per-step decays :math:`\\min(d, (1 + s)/(10 + s))` it stands
     for, :math:`\\bar\\theta \\leftarrow D \\bar\\theta + (1 - D) \\theta`: the time constant
     (``1 / (1 - ema_decay)`` steps) and warm-up of an update every step, at a tenth of its
-    passes over the parameters by default: compiled by XLA on a CPU, Adam makes three passes
-    per step, and an EMA every step a fourth. After ``N`` steps the EMA holds the parameters up
-    to the last multiple of ``ema_every``; ``ema_every=1`` updates it every step.
+    cost by default. After ``N`` steps the EMA holds the parameters up to the last multiple of
+    ``ema_every``; ``ema_every=1`` updates it every step.
 
     ``progress``: a progress bar of the steps (labelled with the string, if one), on a
     terminal or in a notebook only: none where stderr is a file.

@@ -11,7 +11,9 @@ import sys
 
 from zoo.bench.commands import entry
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["COMMANDS", "main", "usage"]
+
+USAGE_ERROR = 2
 
 #: subcommand -> (module, what it measures); the first is the default
 COMMANDS = {
@@ -62,6 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] in (["-h"], ["--help"]):
         print(usage())
         return 0
+    if argv[:1] and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        print(
+            f"zoo-bench: error: unknown command {argv[0]!r}; the commands are "
+            f"{', '.join(COMMANDS)} (zoo-bench --help)",
+            file=sys.stderr,
+        )
+        return USAGE_ERROR
     name, rest = (argv[0], argv[1:]) if argv[:1] and argv[0] in COMMANDS else ("compare", argv)
     if name == "compare":  # its own Ctrl-C line says what the cache holds
         from zoo.bench.commands.compare import main as compare

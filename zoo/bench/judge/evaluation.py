@@ -1,8 +1,9 @@
 """Scores of a cell on the 2-D toys: sample-quality metrics against a fixed true reference
 sample, the excess NLL of a trained run, and the noise floor of each (its value for true
-samples). With :mod:`zoo.bench.plan.digits` (images) it is one of the two kinds of data of
-:mod:`zoo.bench.plan.matrix`, and it holds what both share: sampling keys, the status of a cell's
-samples, a solver failure's status.
+samples). With :mod:`zoo.bench.plan.digits` (images) and :mod:`zoo.bench.plan.points` (a
+user's points) it is one of the three kinds of data of :mod:`zoo.bench.plan.matrix`, and it
+holds what they share: sampling keys, the status of a cell's samples, a solver failure's
+status.
 
 Every cell of a dataset is compared with the same reference sample (drawn once per dataset,
 :func:`reference`), so differences between cells are paired; the noise floor compares
