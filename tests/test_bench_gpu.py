@@ -101,7 +101,7 @@ def test_speed_tables_are_written_as_rows_named_by_their_table(tmp_path):
         "Training vp": pd.DataFrame({"runs": [1, 8], "steps/s": [1490.0, 703.5]}),
         "Sampling": pd.DataFrame({"sampler": ["EM(steps=3)"], "NFE": [3]}),
     }
-    speed.write(tmp_path, "as printed\n", tables)
+    speed.save(tmp_path, "as printed\n", tables)
     rows = pd.read_csv(tmp_path / "speed.csv")
     assert rows.columns[0] == "table"
     assert list(rows.table) == ["Training vp", "Training vp", "Sampling"]

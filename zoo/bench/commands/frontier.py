@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import platform
 import subprocess
@@ -51,6 +50,7 @@ from zoo import data as data_lib
 from zoo import grids, metrics, presets
 from zoo.bench import cache
 from zoo.bench.plan import cli, limits, named_samplers
+from zoo.bench.report import write
 
 __all__ = ["SAMPLERS", "fitted_mixture", "main", "parser", "run", "table"]
 
@@ -333,7 +333,9 @@ def main(argv: list[str] | None = None) -> None:
         path = args.out / "frontier.csv"
         if not path.is_file():
             parser().error(f"--tables: no {path} to read; run the frontier into --out first")
-        _write_tables(args.out, pd.read_csv(path))
+        frame = pd.read_csv(path)
+        write.text(args.out / "frontier.md", table(frame))
+        _figures(args.out, frame)
         return
     processes, datasets = list(args.processes), list(args.datasets)
     samplers = named_samplers.split(args.samplers)
@@ -357,9 +359,8 @@ def main(argv: list[str] | None = None) -> None:
         parser().error(f"--out: cannot write to {args.out}: {e.strerror or e}")
     started, commit = time.time(), _commit()
     frame = run(processes, datasets, samplers, budgets, args.samples)
-    args.out.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(args.out / "frontier.csv", index=False)
-    _write_tables(args.out, frame)
+    write.table(args.out, "frontier", frame, table(frame))
+    _figures(args.out, frame)
     given = sys.argv[1:] if argv is None else argv
     summary = {
         "command": " ".join(["zoo-bench frontier", *given]),
@@ -369,7 +370,7 @@ def main(argv: list[str] | None = None) -> None:
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "wall_s": round(time.time() - started, 1),
     }  # fmt: skip
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    write.record(args.out / "summary.json", summary)
     print(table(frame))
 
 
@@ -380,8 +381,7 @@ def _memory(n: int, datasets: list[str]) -> int:
     return len(SEEDS) * n * largest * 2 * limits.FLOAT
 
 
-def _write_tables(out: Path, frame: pd.DataFrame) -> None:
-    (out / "frontier.md").write_text(table(frame))
+def _figures(out: Path, frame: pd.DataFrame) -> None:
     for dataset in dict.fromkeys(frame.dataset):
         figure(out / f"frontier_{dataset}.png", frame, dataset)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib.util
-import json
 import re
 import subprocess
 import sys
@@ -204,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from zoo.bench.commands.compare import main as bench
     from zoo.bench.plan import profiles
+    from zoo.bench.report import write
 
     devices = jax.devices()
     if not args.tiny and jax.default_backend() == "cpu":
@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         "speed_s": round(speed_s, 1),
         "total_s": round(total_s, 1),
     }
-    (out / "bench_gpu.json").write_text(json.dumps(record, indent=1) + "\n")
+    write.record(out / "bench_gpu.json", record)
     print(
         f"bench-gpu: comparison of {len(done)}/{len(families)} families {comparison_s:.0f} s, "
         f"speed {speed_s:.0f} s, total {total_s:.0f} s -> {out}"

@@ -46,6 +46,7 @@ from zoo.bench import cache
 from zoo.bench.plan import limits, named_samplers
 from zoo.bench.plan.cli import Parser, UsageError, at_least
 from zoo.bench.plan.digits import PASSES
+from zoo.bench.report import write
 from zoo.nets import UNet
 from zoo.train import MAX_SEED
 
@@ -333,9 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     data = images.get(args.dataset)
     n = min(len(data.test_labels), NUM_CLASSES * args.per_class)
     floor_row = {**floor(data, n), "n": n}
-    pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
     text = _markdown(rows, floor_row, args)
-    (out / "results.md").write_text(text)
+    write.table(out, "results", pd.DataFrame(rows), text)
     _figures(out, rows, samples, floor_row, args)
     print(text)
     print(f"zoo-bench-guidance: {len(rows)} rows in {time.perf_counter() - start:.1f} s -> {out}")

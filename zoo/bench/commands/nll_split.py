@@ -44,6 +44,7 @@ from zoo.bench import cache
 from zoo.bench.judge import evaluation, oracle
 from zoo.bench.plan import limits
 from zoo.bench.plan.cli import at_least, plain, tolerance
+from zoo.bench.report import write
 
 __all__ = ["likelihood_fn", "main", "parser", "report", "split", "table"]
 
@@ -221,7 +222,6 @@ def main(argv: list[str] | None = None) -> None:
     except limits.TooLarge as e:
         parser().error(str(e))
     frame = split(args.folder, families, datasets, cuts, args.nll_points, args.nll_tol)
-    frame.to_csv(args.folder / "nll_split.csv", index=False)
     print(report(args.folder, frame))
 
 
@@ -237,10 +237,10 @@ of KL(data || model). Mean ± sd over seeds; nll_split.csv has every run.
 
 
 def report(folder: Path, frame: pd.DataFrame) -> str:
-    """Write ``nll_split.md`` (:data:`HEAD` and :func:`table` of ``frame``) into ``folder``;
-    returns the table."""
+    """Write ``nll_split.csv`` (``frame``) and ``nll_split.md`` (:data:`HEAD` and
+    :func:`table` of ``frame``) into ``folder``; returns the table."""
     text = table(frame)
-    (folder / "nll_split.md").write_text(HEAD + "\n" + text)
+    write.table(folder, "nll_split", frame, HEAD + "\n" + text)
     return text
 
 

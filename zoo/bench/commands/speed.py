@@ -39,8 +39,9 @@ from zoo.bench import cache
 from zoo.bench.plan import limits
 from zoo.bench.plan.cli import at_least, plain
 from zoo.bench.plan.limits import INT32_MAX
+from zoo.bench.report import write
 
-__all__ = ["main", "parser", "sampling_speed", "training_speed", "fused_loop"]
+__all__ = ["main", "parser", "sampling_speed", "save", "training_speed", "fused_loop"]
 
 
 def _counts(text: str) -> tuple[int, ...]:
@@ -252,13 +253,12 @@ def _section(title: str, table: pd.DataFrame) -> str:
     return f"{title}:\n\n{table.to_markdown(index=False, floatfmt='.3g')}\n"
 
 
-def write(out: Path, text: str, tables: dict[str, pd.DataFrame]) -> None:
+def save(out: Path, text: str, tables: dict[str, pd.DataFrame]) -> None:
     """``speed.md`` (``text``, as printed) and ``speed.csv`` (the rows of every table, the
     column ``table`` holding its title) in ``out``, each written whole."""
     rows = pd.concat([t.assign(table=title) for title, t in tables.items()], ignore_index=True)
     rows = rows[["table", *(c for c in rows.columns if c != "table")]]
-    cache.write_bytes(out / "speed.md", text.encode())
-    cache.write_bytes(out / "speed.csv", rows.to_csv(index=False).encode())
+    write.table(out, "speed", rows, text)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
         print(_section(title, tables[title]))
     if args.out is not None:
         text = "\n".join([head + "\n", *(_section(t, f) for t, f in tables.items())])
-        write(args.out, text, tables)
+        save(args.out, text, tables)
 
 
 if __name__ == "__main__":
