@@ -149,6 +149,23 @@ def test_two_datasets_train_in_one_call_and_sweep_the_nfe(tmp_path):
     assert (out / "nfe_nine_gaussians.png").exists() and (out / "nfe_checkerboard.png").exists()
 
 
+def test_a_family_whose_model_differs_by_dataset_trains_each_apart(tmp_path):
+    # EDM's sigma_data is each dataset's own: the two datasets cannot share one fused call
+    # (this was a ValueError traceback); each is a call of its own with its own model.
+    out = tmp_path / "out"
+    args = _args(out, families="vp-edm", datasets="nine_gaussians,checkerboard", steps=20)
+    assert main([*args, "--samplers=ddim-3"]) == 0
+    results = pd.read_csv(out / "results.csv")
+    assert list(results.dataset) == ["nine_gaussians", "checkerboard"]
+    assert (results.status == "ok").all() and (results.train_runs == 1).all()
+    saved = {
+        path.parts[-2]: json.loads(path.read_text())["config"]["sigma_data"]
+        for path in (out / "cache" / "runs" / "vp-edm").rglob("*.json")
+    }
+    expected = {d: presets.toy("vp-edm", data=d).model.config["sigma_data"] for d in saved}
+    assert saved == expected and len(set(saved.values())) == 2
+
+
 def test_equal_model_configs_built_apart_are_one_model():
     # the presets share one TOY_NET: an equal partial made apart stands for a config rebuilt
     apart = functools.partial(nets.ScoreNet, dropout=0.0)

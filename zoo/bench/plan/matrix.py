@@ -76,7 +76,7 @@ class Cell:
 class Plan:
     """``data`` and ``references`` per dataset; ``presets[family][dataset]``: the preset, or
     why the family has none for that data (a string); ``groups[family]``: the datasets trained
-    together, one dict of presets per kind; ``run_keys[family, dataset, seed]``:
+    together, one dict of presets per kind of data and model; ``run_keys[family, dataset, seed]``:
     :func:`zoo.bench.train.training.run_key` of each run; ``cells`` in table order."""
 
     data: dict[str, object]
@@ -110,15 +110,13 @@ def make(config: Config) -> Plan:
     by_family, groups, run_keys, cells = {}, {}, {}, []
     for family in config.families:
         by_family[family] = {d: _preset(config, family, d, data[d]) for d in config.datasets}
-        groups[family] = []
-        for module in dict.fromkeys(kind(d) for d in config.datasets):
-            group = {
-                d: p
-                for d, p in by_family[family].items()
-                if kind(d) is module and not isinstance(p, str)
-            }
-            if group:
-                groups[family].append(group)
+        # One fused training call per kind of data and model: a model that differs by dataset
+        # (EDM's sigma_data, the data's own) trains apart.
+        together: dict[tuple, dict[str, presets.Preset]] = {}
+        for d, p in by_family[family].items():
+            if not isinstance(p, str):
+                together.setdefault((kind(d), training.model_key(p.model)), {})[d] = p
+        groups[family] = list(together.values())
         for group in groups[family]:
             trained_with = (tuple(group), tuple(config.seeds))
             for dataset, preset in group.items():
