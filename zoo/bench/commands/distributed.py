@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from zoo.bench import cache
+from zoo.bench.commands import entry
 from zoo.bench.plan import cli
 
 __all__ = ["gather_to_first", "main", "pack", "parser", "share", "unpack"]
@@ -92,7 +93,7 @@ def parser() -> argparse.ArgumentParser:
     """The three flags of a process's place in the job; every other flag is zoo-bench's."""
     import zoo
 
-    p = argparse.ArgumentParser(
+    p = entry.CommandParser(
         prog="zoo-bench-distributed",
         description="Run zoo-bench as several processes (one per host) joined by "
         "jax.distributed: each process trains and scores its share of the families, process 0 "

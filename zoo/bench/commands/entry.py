@@ -1,4 +1,5 @@
-"""Ctrl-C and SIGTERM as one line, for every command, never a traceback.
+"""Ctrl-C and SIGTERM as one line, for every command, never a traceback; and a bad flag as
+one line too (:class:`CommandParser`).
 
 A ``KeyboardInterrupt`` raised between two bytecodes can land inside a finaliser (where Python
 drops it, and the command runs on) or in JAX's machinery, and interpreter teardown with XLA's
@@ -14,6 +15,7 @@ imported): it watches from before the module's imports (seconds, JAX's) to the e
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 import signal
@@ -21,9 +23,18 @@ import sys
 import threading
 from collections.abc import Callable
 
-__all__ = ["guidance", "run", "speed", "stop_at_once"]
+__all__ = ["CommandParser", "guidance", "run", "speed", "stop_at_once"]
 
 STOPS = (signal.SIGINT, signal.SIGTERM)
+
+
+class CommandParser(argparse.ArgumentParser):
+    """A command's parser whose error is one line, ``<prog>: error: <message>`` on stderr,
+    and exit code 2 (as ``zoo-bench compare`` prints its own), without argparse's usage block
+    above it: ``--help`` shows the usage."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def stop_at_once(message: Callable[[], str]) -> Callable[[], None]:

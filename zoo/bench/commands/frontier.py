@@ -49,6 +49,7 @@ import zoo
 from zoo import data as data_lib
 from zoo import grids, metrics, presets
 from zoo.bench import cache
+from zoo.bench.commands import entry
 from zoo.bench.plan import cli, limits, named_samplers
 from zoo.bench.report import write
 
@@ -304,7 +305,7 @@ def figure(path: Path, frame: pd.DataFrame, dataset: str) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = entry.CommandParser(
         prog="zoo-bench frontier",
         description=cli.plain(__doc__.split("\n\n")[0]),
     )
@@ -396,6 +397,4 @@ def _commit() -> str:
 
 
 if __name__ == "__main__":
-    from zoo.bench.commands import entry  # Ctrl-C: one line
-
     sys.exit(entry.run("zoo-bench frontier", "zoo.bench.commands.frontier"))

@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from zoo.bench.commands import entry
+
 __all__ = [
     "GPU_SPEED",
     "NEEDED",
@@ -166,7 +168,7 @@ def compare(
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = entry.CommandParser(
         prog="bench-gpu",
         description=__doc__.split("\n\n")[0].replace("``", ""),
     )
@@ -244,6 +246,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from zoo.bench.commands import entry  # Ctrl-C: one line
-
     sys.exit(entry.run("bench-gpu", "zoo.bench.commands.gpu"))

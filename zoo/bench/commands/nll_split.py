@@ -41,6 +41,7 @@ import zoo
 from zoo import data as data_lib
 from zoo import presets
 from zoo.bench import cache
+from zoo.bench.commands import entry
 from zoo.bench.judge import evaluation, oracle
 from zoo.bench.plan import limits
 from zoo.bench.plan.cli import at_least, plain, tolerance
@@ -181,7 +182,7 @@ def table(frame: pd.DataFrame) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = entry.CommandParser(
         prog="zoo-bench nll-split",
         description=plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -245,6 +246,4 @@ def report(folder: Path, frame: pd.DataFrame) -> str:
 
 
 if __name__ == "__main__":
-    from zoo.bench.commands import entry  # Ctrl-C: one line
-
     sys.exit(entry.run("zoo-bench nll-split", "zoo.bench.commands.nll_split"))

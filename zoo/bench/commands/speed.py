@@ -36,6 +36,7 @@ import pandas as pd
 import zoo
 from zoo import data, presets, samplers, train
 from zoo.bench import cache
+from zoo.bench.commands import entry
 from zoo.bench.plan import limits
 from zoo.bench.plan.cli import at_least, plain
 from zoo.bench.plan.limits import INT32_MAX
@@ -212,7 +213,7 @@ def sampling_speed(family: str, steps: int, n: int, repeats: int) -> pd.DataFram
 def parser() -> argparse.ArgumentParser:
     """The command line of ``zoo-bench-speed``; its defaults depend on the backend."""
     on_gpu = jax.default_backend() != "cpu"
-    p = argparse.ArgumentParser(
+    p = entry.CommandParser(
         prog="zoo-bench-speed",
         description=plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,  # keep the numbered list
