@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from zoo import data, multistep, nets, presets, samplers
+from zoo.bench import cache
 from zoo.bench.commands.compare import main
 from zoo.bench.judge import evaluation
 from zoo.bench.plan import cli, digits, limits, named_samplers
@@ -151,19 +152,30 @@ def test_two_datasets_train_in_one_call_and_sweep_the_nfe(tmp_path):
 
 def test_a_family_whose_model_differs_by_dataset_trains_each_apart(tmp_path):
     # EDM's sigma_data is each dataset's own: the two datasets cannot share one fused call
-    # (this was a ValueError traceback); each is a call of its own with its own model.
+    # (this was a ValueError), and each dataset's samples and likelihood come from its own
+    # model (the sampler and the likelihood were once compiled with the first dataset's).
     out = tmp_path / "out"
     args = _args(out, families="vp-edm", datasets="nine_gaussians,checkerboard", steps=20)
     assert main([*args, "--samplers=ddim-3"]) == 0
-    results = pd.read_csv(out / "results.csv")
-    assert list(results.dataset) == ["nine_gaussians", "checkerboard"]
+    results = pd.read_csv(out / "results.csv").set_index("dataset")
+    assert list(results.index) == ["nine_gaussians", "checkerboard"]
     assert (results.status == "ok").all() and (results.train_runs == 1).all()
-    saved = {
-        path.parts[-2]: json.loads(path.read_text())["config"]["sigma_data"]
-        for path in (out / "cache" / "runs" / "vp-edm").rglob("*.json")
-    }
-    expected = {d: presets.toy("vp-edm", data=d).model.config["sigma_data"] for d in saved}
-    assert saved == expected and len(set(saved.values())) == 2
+    config = cli.parse([*args, "--samplers=ddim-3"], check_memory=False)
+    sigma_data = set()
+    for dataset in results.index:
+        model = presets.toy("vp-edm", data=dataset).model
+        sigma_data.add(model.config["sigma_data"])
+        (path,) = (out / "cache" / "runs" / "vp-edm" / dataset).glob("seed0-*.json")
+        state, _ = cache.read_run(path.with_suffix(""))
+        toy = data.get(dataset)
+        fn = evaluation.likelihood_fn(model, config)
+        nll = evaluation.likelihood(fn, state.ema_params, toy, config)["excess_nll"]
+        np.testing.assert_allclose(nll, results.excess_nll[dataset], rtol=1e-4)
+        sampler = samplers.DDIM(steps=3)
+        x = model.sample(state.ema_params, evaluation.sample_key(0), (50,), sampler).x
+        (stored,) = (out / "cache" / "samples" / "vp-edm" / dataset).glob("seed0-ddim-3-*")
+        np.testing.assert_allclose(x, cache.read_samples(stored)["x"], rtol=1e-4, atol=1e-5)
+    assert len(sigma_data) == 2
 
 
 def test_equal_model_configs_built_apart_are_one_model():

@@ -179,11 +179,12 @@ def _likelihoods(config, the_plan: Plan, family, runs, wanted, store) -> dict:
         path = store.likelihood(family, dataset, seed, cache.digest(key))
         values = store.fetch(path, cache.read_piece)
         if values is None:
-            if scorer not in fns:  # jitted once per family and kind of data
-                model = the_plan.presets[family][dataset].model
-                fns[scorer] = scorer.likelihood_fn(model, config)
+            model = the_plan.presets[family][dataset].model
+            where = (scorer, training.model_key(model))  # one per kind of data and model
+            if where not in fns:
+                fns[where] = scorer.likelihood_fn(model, config)
             try:
-                values = scorer.likelihood(fns[scorer], run.params, the_plan.data[dataset], config)
+                values = scorer.likelihood(fns[where], run.params, the_plan.data[dataset], config)
             except jax.errors.JaxRuntimeError as e:
                 values = {"nll_status": failure(e)}
             cache.write_piece(path, values, key)
@@ -193,9 +194,9 @@ def _likelihoods(config, the_plan: Plan, family, runs, wanted, store) -> dict:
 
 def _sample(config, the_plan: Plan, family, runs, cells, store) -> dict:
     """Draw and time the samples of ``cells`` not in the cache. Each sampler is compiled once
-    per family and kind of data (the runs of a kind share the parameter shapes) and timed
-    without compilation. Returns cell -> its samples (``x``, ``nfe``, ``seconds``), or why
-    there are none (a string)."""
+    per kind of data and model of the family (a model that differs by dataset, as EDM's
+    ``sigma_data``, is compiled for each) and timed without compilation. Returns cell -> its
+    samples (``x``, ``nfe``, ``seconds``), or why there are none (a string)."""
     compiled, found = {}, {}
     for cell in cells:
         found[cell] = store.fetch(store.samples(cell.samples_stem), cache.read_samples)
@@ -203,9 +204,9 @@ def _sample(config, the_plan: Plan, family, runs, cells, store) -> dict:
     for cell in tqdm(todo, desc=f"sample {family}", unit="cell", leave=False, disable=None):
         params = runs[cell.dataset, cell.seed].params
         key = sample_key(cell.seed)
-        where = (cell.sampler, kind(cell.dataset))
+        model = the_plan.presets[family][cell.dataset].model
+        where = (cell.sampler, kind(cell.dataset), training.model_key(model))
         if where not in compiled:
-            model = the_plan.presets[family][cell.dataset].model
             draw = lambda p, k, s=cell.resolved, m=model: m.sample(p, k, (config.num_samples,), s)
             try:
                 compiled[where] = jax.jit(draw).lower(params, key).compile()

@@ -67,13 +67,14 @@ def rows(config: Config, the_plan: Plan, family: str, store: cache.Cache, runs) 
         else:
             params = runs()[dataset, seed].kept[step]
             scorer, model = kind(dataset), the_plan.presets[family][dataset].model
-            if scorer not in compiled:  # one model per family and kind of data
-                compiled[scorer] = jax.jit(
+            where = (scorer, training.model_key(model))  # one per kind of data and model
+            if where not in compiled:
+                compiled[where] = jax.jit(
                     lambda p, k, s=sampler, m=model: m.sample(p, k, (config.num_samples,), s)
                 )
             data, reference = the_plan.data[dataset], the_plan.references[dataset]
             piece = evaluation.sample_and_score(
-                functools.partial(compiled[scorer], params),
+                functools.partial(compiled[where], params),
                 seed,
                 reference,
                 lambda x, q=scorer.quick_quality, d=data, r=reference: q(x, d, r, config),
