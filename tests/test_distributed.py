@@ -23,7 +23,6 @@ TINY = [
     "--seeds=0",
     "--steps=20",
     "--samplers=ddim-3",
-    # the sizes of `zoo-bench gpu --tiny`: the session's compilation cache serves both
     "--samples=40",
     "--nll-points=4",
     "--no-figures",

@@ -51,7 +51,7 @@ from zoo import grids, metrics, presets
 from zoo.bench import cache
 from zoo.bench.commands import entry
 from zoo.bench.plan import cli, limits, named_samplers
-from zoo.bench.report import write
+from zoo.bench.report import output
 
 __all__ = ["SAMPLERS", "fitted_mixture", "main", "parser", "run", "table"]
 
@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> None:
         if not path.is_file():
             parser().error(f"--tables: no {path} to read; run the frontier into --out first")
         frame = pd.read_csv(path)
-        write.text(args.out / "frontier.md", table(frame))
+        output.text(args.out / "frontier.md", table(frame))
         _figures(args.out, frame)
         return
     processes, datasets = list(args.processes), list(args.datasets)
@@ -360,7 +360,8 @@ def main(argv: list[str] | None = None) -> None:
         parser().error(f"--out: cannot write to {args.out}: {e.strerror or e}")
     started, commit = time.time(), _commit()
     frame = run(processes, datasets, samplers, budgets, args.samples)
-    write.table(args.out, "frontier", frame, table(frame))
+    text = table(frame)
+    output.table(args.out, "frontier", frame, text)
     _figures(args.out, frame)
     given = sys.argv[1:] if argv is None else argv
     summary = {
@@ -371,8 +372,8 @@ def main(argv: list[str] | None = None) -> None:
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "wall_s": round(time.time() - started, 1),
     }  # fmt: skip
-    write.record(args.out / "summary.json", summary)
-    print(table(frame))
+    output.record(args.out / "summary.json", summary)
+    print(text)
 
 
 def _memory(n: int, datasets: list[str]) -> int:

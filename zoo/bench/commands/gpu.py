@@ -54,8 +54,7 @@ USAGE_ERROR = 2
 #: and one seed, trained a few steps and sampled by one cheap sampler, no sweep, a few points
 #: per metric: what the command does, not what it measures. Compiling sets its time
 #: (training, the sampler and the likelihood, once per family: one family, as the
-#: family-by-family loop of :func:`compare` has tests of its own). The sizes are those of the
-#: distributed test's VP process, so that a session's compilation cache serves both.
+#: family-by-family loop of :func:`compare` has tests of its own).
 TINY_FAMILIES = ("vp",)
 TINY_DATASETS = ("nine_gaussians",)
 TINY_BENCH = (
@@ -205,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from zoo.bench.commands.compare import main as bench
     from zoo.bench.plan import profiles
-    from zoo.bench.report import write
+    from zoo.bench.report import output
 
     devices = jax.devices()
     if not args.tiny and jax.default_backend() == "cpu":
@@ -237,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         "speed_s": round(speed_s, 1),
         "total_s": round(total_s, 1),
     }
-    write.record(out / "bench_gpu.json", record)
+    output.record(out / "bench_gpu.json", record)
     print(
         f"bench-gpu: comparison of {len(done)}/{len(families)} families {comparison_s:.0f} s, "
         f"speed {speed_s:.0f} s, total {total_s:.0f} s -> {out}"

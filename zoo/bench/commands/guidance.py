@@ -46,7 +46,7 @@ from zoo.bench import cache
 from zoo.bench.plan import limits, named_samplers
 from zoo.bench.plan.cli import Parser, UsageError, at_least
 from zoo.bench.plan.digits import PASSES
-from zoo.bench.report import write
+from zoo.bench.report import output
 from zoo.nets import UNet
 from zoo.train import MAX_SEED
 
@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     n = min(len(data.test_labels), NUM_CLASSES * args.per_class)
     floor_row = {**floor(data, n), "n": n}
     text = _markdown(rows, floor_row, args)
-    write.table(out, "results", pd.DataFrame(rows), text)
+    output.table(out, "results", pd.DataFrame(rows), text)
     _figures(out, rows, samples, floor_row, args)
     print(text)
     print(f"zoo-bench-guidance: {len(rows)} rows in {time.perf_counter() - start:.1f} s -> {out}")

@@ -45,7 +45,7 @@ from zoo.bench.commands import entry
 from zoo.bench.judge import evaluation, oracle
 from zoo.bench.plan import limits
 from zoo.bench.plan.cli import at_least, plain, tolerance
-from zoo.bench.report import write
+from zoo.bench.report import output
 
 __all__ = ["likelihood_fn", "main", "parser", "report", "split", "table"]
 
@@ -241,7 +241,7 @@ def report(folder: Path, frame: pd.DataFrame) -> str:
     """Write ``nll_split.csv`` (``frame``) and ``nll_split.md`` (:data:`HEAD` and
     :func:`table` of ``frame``) into ``folder``; returns the table."""
     text = table(frame)
-    write.table(folder, "nll_split", frame, HEAD + "\n" + text)
+    output.table(folder, "nll_split", frame, HEAD + "\n" + text)
     return text
 
 

@@ -40,7 +40,7 @@ from zoo.bench.commands import entry
 from zoo.bench.plan import limits
 from zoo.bench.plan.cli import at_least, plain
 from zoo.bench.plan.limits import INT32_MAX
-from zoo.bench.report import write
+from zoo.bench.report import output
 
 __all__ = ["main", "parser", "sampling_speed", "save", "training_speed", "fused_loop"]
 
@@ -259,7 +259,7 @@ def save(out: Path, text: str, tables: dict[str, pd.DataFrame]) -> None:
     column ``table`` holding its title) in ``out``, each written whole."""
     rows = pd.concat([t.assign(table=title) for title, t in tables.items()], ignore_index=True)
     rows = rows[["table", *(c for c in rows.columns if c != "table")]]
-    write.table(out, "speed", rows, text)
+    output.table(out, "speed", rows, text)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -278,7 +278,8 @@ def main(argv: list[str] | None = None) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     head = f"zoo speed on {', '.join(map(str, jax.devices()))} ({jax.default_backend()}), {date}"
-    print(head + "\n")
+    printed = [head + "\n"]  # each part as soon as it is measured, and all of it to --out
+    print(printed[-1])
     preset = presets.case_study(args.train_family)
     tables = {}
     title = (
@@ -286,14 +287,15 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.train_steps} and {3 * args.train_steps} steps, median of {args.repeats}"
     )
     tables[title] = training_speed(preset, args.runs, args.train_steps, args.repeats)
-    print(_section(title, tables[title]))
+    printed.append(_section(title, tables[title]))
+    print(printed[-1])
     if not args.no_sampling:
         title = f"Sampling {args.samples} points, median of {args.repeats}, jit excluded"
         tables[title] = sampling_speed(args.family, args.sample_steps, args.samples, args.repeats)
-        print(_section(title, tables[title]))
+        printed.append(_section(title, tables[title]))
+        print(printed[-1])
     if args.out is not None:
-        text = "\n".join([head + "\n", *(_section(t, f) for t, f in tables.items())])
-        save(args.out, text, tables)
+        save(args.out, "\n".join(printed), tables)
 
 
 if __name__ == "__main__":

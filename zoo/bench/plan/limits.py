@@ -148,7 +148,8 @@ def estimate(config: Config, memory: int) -> list[Phase]:
     """The phases of ``config``'s run on each kind of data, each with a lower bound of the
     bytes it holds (module docstring): training (the runs of one family's call), sampling
     (one cell's samples beside every run's parameters) and the likelihood."""
-    from zoo.bench.plan import matrix
+    from zoo.bench.judge import evaluation
+    from zoo.bench.plan import digits, matrix
 
     phases = []
     for module in dict.fromkeys(matrix.kind(d) for d in config.datasets):
@@ -190,9 +191,9 @@ def estimate(config: Config, memory: int) -> list[Phase]:
         phases.append(_phase("training", memory, total, terms))
         per_sample = _per_point(per_example, example)
         counts = {"--samples": config.num_samples}
-        if module.__name__ == "zoo.bench.judge.evaluation":
+        if module is evaluation:
             counts["--nll-points"] = config.num_nll
-        elif module.__name__ == "zoo.bench.plan.digits":
+        elif module is digits:
             counts["--nll-images"] = config.nll_images
         for flag, n in counts.items():
             name = "sampling" if flag == "--samples" else "likelihood"
@@ -205,7 +206,9 @@ def _network_flag(config: Config, module) -> tuple[str, int | str] | None:
     """The flag and value that chose the network of ``module``'s data, if one did."""
     if config.net is not None:
         return "--net", config.net
-    if module.__name__ == "zoo.bench.plan.digits":
+    from zoo.bench.plan import digits
+
+    if module is digits:
         return "--channels", config.channels
     if config.width is not None:
         return "--width", config.width

@@ -21,7 +21,7 @@ from zoo.bench.pipeline import Outcome
 from zoo.bench.plan import digits
 from zoo.bench.plan.matrix import kind
 from zoo.bench.plan.profiles import Config
-from zoo.bench.report import figures, tables
+from zoo.bench.report import figures, output, tables
 from zoo.bench.train import steps
 
 __all__ = ["clear", "config_id", "write"]
@@ -124,15 +124,14 @@ def write(config: Config, outcome: Outcome, start: float, command: str) -> str:
         "the fused fit call that trained all runs of a family together, jit included.\n\n"
         + (f"{ORACLE_NOTE}\n\n" if config.oracle else "")
     )
-    cache.write_bytes(out / "results.md", (header + text).encode())
+    output.text(out / "results.md", header + text)
     floors = pd.DataFrame(outcome.floors)
     # In results.csv's order: a floor read back from the cache has its keys sorted, one just
     # computed has them in the order computed, and the file must not depend on which.
     known = [c for c in tables.COLUMNS if c in floors]
     floors = floors[known + sorted(set(floors) - set(known))]
-    for name, frame in (("noise_floor.csv", floors), ("losses.csv", pd.DataFrame(outcome.curves))):
-        frame = frame.assign(config=stamp)
-        cache.write_bytes(out / name, frame.to_csv(index=False).encode())
+    for stem, frame in (("noise_floor", floors), ("losses", pd.DataFrame(outcome.curves))):
+        output.table(out, stem, frame.assign(config=stamp))
     sweep = tables.quality_per_nfe(outcome.rows, outcome.floors, config.sweep, config.nfe)
     if config.nfe:
         nfe_header = (
@@ -144,13 +143,13 @@ def write(config: Config, outcome: Outcome, start: float, command: str) -> str:
             "is even). The default column "
             "is each family's own sampler at its own NFE.\n\n"
         )
-        cache.write_bytes(out / "nfe.md", (nfe_header + tables.nfe_markdown(sweep)).encode())
+        output.text(out / "nfe.md", nfe_header + tables.nfe_markdown(sweep))
     if config.keep_steps:
         _steps(config, outcome, out, stamp)
     if config.oracle:
         columns = oracle.SCORE_ERROR_COLUMNS
         frame = pd.DataFrame(outcome.score_errors, columns=columns).assign(config=stamp)
-        cache.write_bytes(out / "score_error.csv", frame.to_csv(index=False).encode())
+        output.table(out, "score_error", frame)
     if config.figures:
         _figures(config, outcome, out)
         if config.nfe:
@@ -175,7 +174,7 @@ def write(config: Config, outcome: Outcome, start: float, command: str) -> str:
         "metrics": describe(config),
         "files": {p.name: _sha256(p) for p in sorted(_report_files(out))},
     }
-    cache.write_json(out / "summary.json", summary)  # last: its presence says the set is whole
+    output.record(out / "summary.json", summary)  # last: its presence says the set is whole
     return tables.markdown(outcome.rows, outcome.floors, tables.PRINTED, outcome.notes)
 
 
@@ -183,7 +182,6 @@ def _steps(config: Config, outcome: Outcome, out: Path, stamp: str) -> None:
     """steps.csv (every kept step's row), steps.md (each metric over its floor per family and
     step) and one figure per dataset."""
     frame = pd.DataFrame(outcome.steps, columns=steps.columns(outcome.steps)).assign(config=stamp)
-    cache.write_bytes(out / "steps.csv", frame.to_csv(index=False).encode())
     per_step = {
         f"{tables.METRICS[m][0]} / floor": tables.quality_per_step(outcome.steps, outcome.floors, m)
         for m in STEP_METRICS
@@ -198,8 +196,7 @@ def _steps(config: Config, outcome: Outcome, out: Path, stamp: str) -> None:
         + (" The last step is the final model of results.md." if last else "")
         + "\n\n"
     )
-    text = tables.steps_markdown(per_step)
-    cache.write_bytes(out / "steps.md", (header + text).encode())
+    output.table(out, "steps", frame, header + tables.steps_markdown(per_step))
     if config.figures:
         for dataset in config.datasets:
             shown = [

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from zoo.bench import cache
 from zoo.bench.judge import evaluation, oracle
 from zoo.bench.plan import digits, matrix, named_samplers
+from zoo.bench.report import output
 
 __all__ = [
     "COLUMNS",
@@ -99,8 +99,7 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
 def write_csv(path: Path, rows: list[dict], stamp: str | None = None) -> None:
     """``rows`` in :data:`COLUMNS` order (with the oracle columns when the rows have them);
     ``stamp`` (the config's id) fills its column."""
-    frame = _frame(rows).assign(config=stamp)
-    cache.write_bytes(path, frame.to_csv(index=False).encode())
+    output.text(path, _frame(rows).assign(config=stamp).to_csv(index=False))
 
 
 def _cell(values: pd.Series, spec: str = ".3g") -> str:
