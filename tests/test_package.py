@@ -1,5 +1,6 @@
 """The package as a user meets it: its metadata, its console scripts and their ``--help``."""
 
+import ast
 import configparser
 import importlib
 import importlib.metadata
@@ -15,7 +16,8 @@ import zoo
 from zoo.bench.commands import distributed, guidance, speed
 from zoo.bench.plan import cli
 
-SETUP_CFG = Path(__file__).parents[1] / "setup.cfg"
+ROOT = Path(__file__).parents[1]
+SETUP_CFG = ROOT / "setup.cfg"
 # Each console script and the parser behind it.
 COMMANDS = {
     "zoo-bench": cli.parser,
@@ -121,3 +123,25 @@ def test_an_unknown_command_is_one_line_naming_the_commands(capsys):
     assert bench.main(["nosuch", "--steps=3"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "'nosuch'" in err and all(name in err for name in bench.COMMANDS)
+
+
+def _imported_names(path: Path):
+    """(module, name or None) for every absolute import in a script."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            yield from ((alias.name, None) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            yield from ((node.module, alias.name) for alias in node.names)
+
+
+RESULT_SCRIPTS = sorted((ROOT / "benchmarks" / "results").glob("**/*.py"))
+
+
+@pytest.mark.parametrize("path", RESULT_SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_a_committed_results_script_imports_what_exists(path):
+    # A results folder's script is how its numbers are rerun; a module moved under it must
+    # not leave it pointing at nothing.
+    for module, name in _imported_names(path):
+        imported = importlib.import_module(module)
+        if name is not None and not hasattr(imported, name):
+            importlib.import_module(f"{module}.{name}")

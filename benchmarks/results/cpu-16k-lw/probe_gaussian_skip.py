@@ -5,7 +5,7 @@ The family's network (the toy preset's MLP, same optimizer, batch and 16,000 ste
 outputs a residual over the posterior-mean noise of Gaussian data with the training set's
 mean m and variance v, eps_gauss(x_t, t) = sigma_t (x_t - alpha_t m) / (alpha_t^2 v +
 sigma_t^2), which is the exact answer wherever the noise has washed the data's shape out.
-Then the same band split as ``python -m benchmarks.nll_split``, on the same held-out points.
+Then the same band split as ``zoo-bench nll-split``, on the same held-out points.
 
     python benchmarks/results/cpu-16k-lw/probe_gaussian_skip.py vp-lw nine_gaussians
 """
@@ -18,8 +18,9 @@ import haiku as hk
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks import evaluation, nll_split
 from zoo import data, presets, train
+from zoo.bench.commands import nll_split
+from zoo.bench.judge import evaluation
 
 family, dataset = sys.argv[1], sys.argv[2]
 toy = data.get(dataset)

@@ -1,7 +1,8 @@
 """Training throughput of flow matching beside DDPM on the same network (the toy presets,
-batch 256, adamw): the speed benchmark's fused loop (``benchmarks.speed.fused_loop``) for one
-run, each model timed at N and 3N steps and the rate taken from the difference (which cancels
-compiling); the models interleaved in each repeat, the median of the paired ratios reported.
+batch 256, adamw): the speed benchmark's fused loop (``zoo.bench.commands.speed.fused_loop``,
+at the time ``benchmarks.speed``) for one run, each model timed at N and 3N steps and the rate
+taken from the difference (which cancels compiling); the models interleaved in each repeat, the
+median of the paired ratios reported.
 
     python benchmarks/results/cpu-flow-throughput/measure.py [N] [REPEATS] > result.md
 """
@@ -15,8 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import zoo
-from benchmarks.speed import fused_loop
 from zoo import presets
+from zoo.bench.commands.speed import fused_loop
 
 steps = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
 repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 5
