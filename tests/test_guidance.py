@@ -189,7 +189,7 @@ def test_a_sampler_that_cannot_apply_is_refused_before_any_training(capsys, tmp_
     assert bench.main(["--out", str(tmp_path), "--families=ncsn,ddpm", "--sampler=langevin"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == (
-        "zoo-bench-guidance: error: argument --sampler: ddpm: annealed Langevin's step rule is "
+        "zoo-bench guidance: error: argument --sampler: ddpm: annealed Langevin's step rule is "
         "for variance-exploding processes"
     )
     assert not (tmp_path / "cache").exists()  # nothing was trained

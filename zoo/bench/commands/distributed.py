@@ -24,7 +24,6 @@ Within a process the runs of a family are sharded over its local devices
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import io
 import sys
@@ -35,8 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from zoo.bench import cache
-from zoo.bench.commands import entry
-from zoo.bench.plan import cli
+from zoo.bench.plan import cli, parsing
+from zoo.bench.plan.parsing import UsageError
 
 __all__ = ["gather_to_first", "main", "pack", "parser", "share", "unpack"]
 
@@ -89,18 +88,15 @@ def gather_to_first(data: bytes) -> list[bytes]:
     return [gathered[i, :n].tobytes() for i, n in enumerate(lengths)]
 
 
-def parser() -> argparse.ArgumentParser:
+def parser() -> parsing.Parser:
     """The three flags of a process's place in the job; every other flag is zoo-bench's."""
-    import zoo
-
-    p = entry.CommandParser(
-        prog="zoo-bench-distributed",
-        description="Run zoo-bench as several processes (one per host) joined by "
+    p = parsing.command(
+        "distributed",
+        "Run zoo-bench as several processes (one per host) joined by "
         "jax.distributed: each process trains and scores its share of the families, process 0 "
         "gathers the cached pieces and writes the one report. Every other flag is zoo-bench's "
         "(zoo-bench --help).",
     )
-    p.add_argument("--version", action="version", version=f"%(prog)s {zoo.__version__}")
     p.add_argument("--coordinator", required=True, metavar="HOST:PORT",
                    help="address of process 0, where the coordinator listens")  # fmt: skip
     p.add_argument("--num-processes", type=int, required=True, metavar="N")
@@ -110,16 +106,17 @@ def parser() -> argparse.ArgumentParser:
 
 def _check(args) -> None:
     if args.num_processes < 1:
-        raise cli.UsageError(f"--num-processes must be >= 1, got {args.num_processes}")
+        raise UsageError(f"--num-processes must be >= 1, got {args.num_processes}")
     if not 0 <= args.process_id < args.num_processes:
-        raise cli.UsageError(
+        raise UsageError(
             f"--process-id must lie in [0, {args.num_processes - 1}], got {args.process_id}"
         )
     host, _, port = args.coordinator.rpartition(":")
     if not host or not port.isdigit():
-        raise cli.UsageError(f"--coordinator must be HOST:PORT, got {args.coordinator!r}")
+        raise UsageError(f"--coordinator must be HOST:PORT, got {args.coordinator!r}")
 
 
+@parsing.main_of("distributed")
 def main(argv: list[str] | None = None) -> int:
     """Run this process's share, gather the pieces to process 0, and there write the
     report; bad input is one line on stderr and exit code 2."""
@@ -127,12 +124,8 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else list(argv)
     args, rest = parser().parse_known_args(argv)
-    try:
-        _check(args)
-        config = cli.parse(rest, check_memory=False)  # JAX's backend is not started yet
-    except cli.UsageError as e:
-        print(f"zoo-bench-distributed: error: {e}", file=sys.stderr)
-        return single.USAGE_ERROR
+    _check(args)
+    config = cli.parse(rest, check_memory=False)  # JAX's backend is not started yet
 
     import jax
 
@@ -143,11 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         num_processes=args.num_processes,
         process_id=args.process_id,
     )
-    try:
-        cli.check_memory_of(config)
-    except cli.UsageError as e:
-        print(f"zoo-bench-distributed: error: {e}", file=sys.stderr)
-        return single.USAGE_ERROR
+    cli.check_memory_of(config)
     first = args.process_id == 0
     with tempfile.TemporaryDirectory(prefix="zoo-bench-share-") as scratch:
         out = Path(config.out) if first else Path(scratch)

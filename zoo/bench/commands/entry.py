@@ -1,5 +1,5 @@
-"""Ctrl-C and SIGTERM as one line, for every command, never a traceback; and a bad flag as
-one line too (:class:`CommandParser`).
+"""Ctrl-C and SIGTERM as one line, for every command, never a traceback (a bad flag is one
+line too: :mod:`zoo.bench.plan.parsing`).
 
 A ``KeyboardInterrupt`` raised between two bytecodes can land inside a finaliser (where Python
 drops it, and the command runs on) or in JAX's machinery, and interpreter teardown with XLA's
@@ -15,7 +15,6 @@ imported): it watches from before the module's imports (seconds, JAX's) to the e
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import signal
@@ -23,18 +22,9 @@ import sys
 import threading
 from collections.abc import Callable
 
-__all__ = ["CommandParser", "guidance", "run", "speed", "stop_at_once"]
+__all__ = ["guidance", "run", "speed", "stop_at_once"]
 
 STOPS = (signal.SIGINT, signal.SIGTERM)
-
-
-class CommandParser(argparse.ArgumentParser):
-    """A command's parser whose error is one line, ``<prog>: error: <message>`` on stderr,
-    and exit code 2 (as ``zoo-bench compare`` prints its own), without argparse's usage block
-    above it: ``--help`` shows the usage."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def stop_at_once(message: Callable[[], str]) -> Callable[[], None]:
@@ -84,8 +74,8 @@ def run(prog: str, module: str, argv: list[str] | None = None) -> int:
 
 
 def speed() -> int:
-    return run("zoo-bench-speed", "zoo.bench.commands.speed")
+    return run("zoo-bench speed", "zoo.bench.commands.speed")
 
 
 def guidance() -> int:
-    return run("zoo-bench-guidance", "zoo.bench.commands.guidance")
+    return run("zoo-bench guidance", "zoo.bench.commands.guidance")

@@ -31,7 +31,6 @@ last two again from ``frontier.csv``.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import platform
@@ -50,8 +49,9 @@ from zoo import data as data_lib
 from zoo import grids, metrics, presets
 from zoo.bench import cache
 from zoo.bench.commands import entry
-from zoo.bench.plan import cli, limits, named_samplers
-from zoo.bench.report import output
+from zoo.bench.plan import cli, limits, named_samplers, parsing
+from zoo.bench.plan.parsing import UsageError
+from zoo.bench.report import figures, output
 
 __all__ = ["SAMPLERS", "fitted_mixture", "main", "parser", "run", "table"]
 
@@ -261,54 +261,8 @@ def table(frame: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def figure(path: Path, frame: pd.DataFrame, dataset: str) -> None:
-    """Sliced W2 / floor and spread against NFE for one data set: a column per process, a
-    line per sampler (mean over seeds)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    means = _mean(frame[frame.dataset == dataset])
-    processes = list(dict.fromkeys(means.process))
-    has_spread = means.spread.notna().any()
-    rows = 2 if has_spread else 1
-    fig, axes = plt.subplots(rows, len(processes), figsize=(3.2 * len(processes), 2.8 * rows),
-                             squeeze=False, sharex=True)  # fmt: skip
-    for j, process in enumerate(processes):
-        block = means[means.process == process]
-        for sampler, line in block.groupby("sampler", sort=False):
-            style = "--" if "[" in sampler else "-"
-            axes[0, j].plot(line.nfe, line.ratio, style, marker="o", markersize=3, label=sampler)
-            if has_spread:
-                axes[1, j].plot(line.nfe, line.spread, style, marker="o", markersize=3)
-        axes[0, j].axhline(1.0, color="gray", linewidth=1)
-        axes[0, j].axhline(PASS_RATIO, color="gray", linestyle=":", linewidth=1)
-        axes[0, j].set(xscale="log", yscale="log", title=process)
-        if has_spread:
-            for level in (1.0, *PASS_SPREAD):
-                axes[1, j].axhline(level, color="gray", linestyle="-" if level == 1 else ":")
-            axes[1, j].set(xscale="log", yscale="log", xlabel="NFE")
-    budgets = sorted(means.budget.unique())
-    for ax in axes[-1]:  # NFE as plain numbers at the budgets, not 3x10^0 on top of each other
-        ax.set_xticks(budgets, [f"{b:g}" for b in budgets], fontsize=7)
-        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-    axes[0, 0].set_ylabel("sliced W2 / floor")
-    if has_spread:
-        axes[1, 0].set_ylabel("spread")
-    axes[0, -1].legend(fontsize=6, loc="upper right")
-    fig.suptitle(f"{dataset}: exact score", y=1.0)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
-def parser() -> argparse.ArgumentParser:
-    p = entry.CommandParser(
-        prog="zoo-bench frontier",
-        description=cli.plain(__doc__.split("\n\n")[0]),
-    )
+def parser() -> parsing.Parser:
+    p = parsing.command("frontier", __doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("results/frontier"), help="output folder")
     p.add_argument("--processes", type=cli.names(presets.FAMILIES, "process"),
                    default=presets.FAMILIES, help="families whose toy process to use")  # fmt: skip
@@ -328,12 +282,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+@parsing.main_of("frontier")
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     if args.tables:
         path = args.out / "frontier.csv"
         if not path.is_file():
-            parser().error(f"--tables: no {path} to read; run the frontier into --out first")
+            raise UsageError(f"--tables: no {path} to read; run the frontier into --out first")
         frame = pd.read_csv(path)
         output.text(args.out / "frontier.md", table(frame))
         _figures(args.out, frame)
@@ -342,14 +297,14 @@ def main(argv: list[str] | None = None) -> None:
     samplers = named_samplers.split(args.samplers)
     budgets = args.nfe
     if not budgets:
-        parser().error("--nfe: the frontier needs at least one budget, got none")
+        raise UsageError("--nfe: the frontier needs at least one budget, got none")
     try:
         named_samplers.sweep(tuple(s.removesuffix(GITS_SUFFIX) for s in samplers), budgets)
     except ValueError as e:
-        parser().error(f"--samplers/--nfe: {e}")
+        raise UsageError(f"--samplers/--nfe: {e}") from None
     need, memory = _memory(args.samples, datasets), limits.machine_memory()
     if need > memory:
-        parser().error(
+        raise UsageError(
             f"--samples: {args.samples:,} samples need at least {limits.format_bytes(need)} "
             f"(each seed's samples against every component of the largest mixture); this "
             f"machine has {limits.format_bytes(memory)}"
@@ -357,7 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cache.check_writable(args.out)  # before the run, not after an hour of it
     except OSError as e:
-        parser().error(f"--out: cannot write to {args.out}: {e.strerror or e}")
+        raise UsageError(f"--out: cannot write to {args.out}: {e.strerror or e}") from None
     started, commit = time.time(), _commit()
     frame = run(processes, datasets, samplers, budgets, args.samples)
     text = table(frame)
@@ -384,8 +339,12 @@ def _memory(n: int, datasets: list[str]) -> int:
 
 
 def _figures(out: Path, frame: pd.DataFrame) -> None:
+    means = _mean(frame)
     for dataset in dict.fromkeys(frame.dataset):
-        figure(out / f"frontier_{dataset}.png", frame, dataset)
+        figures.frontier(
+            out / f"frontier_{dataset}.png", means[means.dataset == dataset], dataset,
+            PASS_RATIO, PASS_SPREAD,
+        )  # fmt: skip
 
 
 def _commit() -> str:

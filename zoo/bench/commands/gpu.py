@@ -14,7 +14,6 @@ Run again on the same day, the comparison resumes from the folder's cache.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import importlib.util
 import re
@@ -25,6 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from zoo.bench.commands import entry
+from zoo.bench.plan import parsing
+from zoo.bench.plan.parsing import UsageError
 
 __all__ = [
     "GPU_SPEED",
@@ -48,7 +49,6 @@ ROOT = Path("benchmarks", "results")
 #: with 11 samplers: 17-28 s to train its 18 runs, the rest to compile its samplers and
 #: likelihood, draw and score its 198 cells; three families were done at 312 s.
 DEADLINE_S = 330.0
-USAGE_ERROR = 2
 
 #: the comparison's flags for ``--tiny``: one family of the gpu profile on one of its datasets
 #: and one seed, trained a few steps and sampled by one cheap sampler, no sweep, a few points
@@ -128,7 +128,7 @@ def _speed(out: Path, tiny: bool) -> float:
     print(done.stdout, end="")
     if done.returncode != 0:
         sys.stderr.write(done.stderr)
-        raise SystemExit(f"bench-gpu: the speed benchmark failed (exit code {done.returncode})")
+        raise SystemExit(f"zoo-bench gpu: the speed benchmark failed (exit code {done.returncode})")
     return time.perf_counter() - start
 
 
@@ -151,9 +151,9 @@ def compare(
         if done and began - start + slowest > deadline_s:
             left = families[len(done) :]
             print(
-                f"bench-gpu: {', '.join(left)} left out: the slowest family took {slowest:.0f} s, "
-                f"and {deadline_s - (began - start):.0f} s of the {deadline_s:.0f} s deadline "
-                "are left",
+                f"zoo-bench gpu: {', '.join(left)} left out: the slowest family took "
+                f"{slowest:.0f} s, and {deadline_s - (began - start):.0f} s of the "
+                f"{deadline_s:.0f} s deadline are left",
                 flush=True,
             )
             break
@@ -166,11 +166,8 @@ def compare(
     return status if status != 0 else tuple(done)
 
 
-def parser() -> argparse.ArgumentParser:
-    p = entry.CommandParser(
-        prog="bench-gpu",
-        description=__doc__.split("\n\n")[0].replace("``", ""),
-    )
+def parser() -> parsing.Parser:
+    p = parsing.command("gpu", __doc__.split("\n\n")[0])
     p.add_argument(
         "--tiny", action="store_true", help="a budget of about a minute on a CPU (the tests)"
     )
@@ -187,6 +184,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+@parsing.main_of("gpu")
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     start = time.perf_counter()
@@ -194,12 +192,10 @@ def main(argv: list[str] | None = None) -> int:
 
     absent = missing()
     if absent:
-        print(
-            f"bench-gpu: error: cannot import {', '.join(absent)}; install them (on a machine "
-            f"without a package index: ../shared/tools/gpu-wheels {' '.join(absent)})",
-            file=sys.stderr,
+        raise UsageError(
+            f"cannot import {', '.join(absent)}; install them (on a machine "
+            f"without a package index: ../shared/tools/gpu-wheels {' '.join(absent)})"
         )
-        return USAGE_ERROR
     import jax
 
     from zoo.bench.commands.compare import main as bench
@@ -208,15 +204,13 @@ def main(argv: list[str] | None = None) -> int:
 
     devices = jax.devices()
     if not args.tiny and jax.default_backend() == "cpu":
-        print(
-            "bench-gpu: error: JAX finds no GPU (backend cpu), and the gpu profile is sized for "
-            "one (hours on a CPU); --tiny (make bench-gpu TINY=1) checks the path on a CPU",
-            file=sys.stderr,
+        raise UsageError(
+            "JAX finds no GPU (backend cpu), and the gpu profile is sized for "
+            "one (hours on a CPU); --tiny (make bench-gpu TINY=1) checks the path on a CPU"
         )
-        return USAGE_ERROR
     out = args.root / folder_name(device_kind(devices), date, args.tiny)
     flags = ["--profile=gpu", f"--out={out}", *(TINY_BENCH if args.tiny else ())]
-    print(f"bench-gpu: {' '.join(flags)} on {', '.join(map(str, devices))}", flush=True)
+    print(f"zoo-bench gpu: {' '.join(flags)} on {', '.join(map(str, devices))}", flush=True)
     families = TINY_FAMILIES if args.tiny else profiles.PROFILES["gpu"].families
     done = compare(bench, flags, families, args.deadline, start)
     if isinstance(done, int):
@@ -238,11 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     output.record(out / "bench_gpu.json", record)
     print(
-        f"bench-gpu: comparison of {len(done)}/{len(families)} families {comparison_s:.0f} s, "
+        f"zoo-bench gpu: comparison of {len(done)}/{len(families)} families {comparison_s:.0f} s, "
         f"speed {speed_s:.0f} s, total {total_s:.0f} s -> {out}"
     )
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(entry.run("bench-gpu", "zoo.bench.commands.gpu"))
+    sys.exit(entry.run("zoo-bench gpu", "zoo.bench.commands.gpu"))

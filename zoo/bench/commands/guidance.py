@@ -43,9 +43,10 @@ import numpy as np
 import zoo
 from zoo import image_metrics, images, presets
 from zoo.bench import cache
-from zoo.bench.plan import limits, named_samplers
-from zoo.bench.plan.cli import Parser, UsageError, at_least
+from zoo.bench.plan import limits, named_samplers, parsing
+from zoo.bench.plan.cli import at_least, names
 from zoo.bench.plan.digits import PASSES
+from zoo.bench.plan.parsing import UsageError
 from zoo.bench.report import output
 from zoo.nets import UNet
 from zoo.train import MAX_SEED
@@ -79,16 +80,6 @@ def _scales(text: str) -> tuple[float, ...]:
     return scales
 
 
-def _families(text: str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    bad = [n for n in names if n not in presets.FAMILIES]
-    if not names or bad:
-        raise argparse.ArgumentTypeError(
-            f"expected families from {', '.join(presets.FAMILIES)}, got {text!r}"
-        )
-    return names
-
-
 def _dataset(text: str) -> str:
     if text not in images.NAMES:
         raise argparse.ArgumentTypeError(
@@ -115,15 +106,15 @@ def _p_uncond(text: str) -> float:
     return value
 
 
-def parser() -> argparse.ArgumentParser:
-    p = Parser(
-        prog="zoo-bench-guidance",
-        description="Train every family class-conditionally on the digits and sweep the "
+def parser() -> parsing.Parser:
+    p = parsing.command(
+        "guidance",
+        "Train every family class-conditionally on the digits and sweep the "
         "classifier-free guidance scale against the classifier's accuracy on the asked class "
         "and the Frechet distance.",
     )
-    p.add_argument("--version", action="version", version=f"%(prog)s {zoo.__version__}")
-    p.add_argument("--families", type=_families, default=presets.FAMILIES, metavar="LIST")
+    p.add_argument("--families", type=names(presets.FAMILIES, "family"),
+                   default=presets.FAMILIES, metavar="LIST")  # fmt: skip
     p.add_argument("--dataset", type=_dataset, default="digits", help="a labelled image dataset")
     p.add_argument(
         "--guidance", type=_scales, default=(0.0, 0.5, 1.0, 2.0, 4.0), metavar="LIST",
@@ -270,64 +261,28 @@ def _markdown(rows: list[dict], floor_row: dict, args) -> str:
 
 
 def _figures(out: Path, rows: list[dict], samples: dict, floor_row: dict, args) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import pandas as pd
 
-    from zoo import plotting
-    from zoo.bench.report.figures import tile
+    from zoo.bench.report import figures
 
-    frame = pd.DataFrame(rows)
-    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.4))
-    for family, part in frame.groupby("family", sort=False):
-        for ax, column in zip(axes, ("accuracy", "frechet"), strict=True):
-            ax.plot(part.guidance, part[column], marker="o", label=plotting.family_label(family),
-                    color=plotting.family_color(family))  # fmt: skip
-    for ax, column in zip(axes, ("accuracy", "frechet"), strict=True):
-        ax.axhline(floor_row[column], color="gray", linestyle="--", linewidth=1)
-        ax.set(xlabel="guidance scale w", ylabel=COLUMNS[column][0])
-    axes[0].axhline(0.1, color="gray", linestyle=":", linewidth=1)
-    axes[0].legend(fontsize=8)
-    fig.suptitle(f"{args.dataset}: guidance against class accuracy and Frechet "
-                 "(dashed: held-out digits; dotted: chance)", fontsize=10)  # fmt: skip
-    fig.tight_layout()
-    fig.savefig(out / "guidance.png", dpi=110)
-    plt.close(fig)
-
+    labels = {column: COLUMNS[column][0] for column in ("accuracy", "frechet")}
+    figures.guidance(out / "guidance.png", pd.DataFrame(rows), floor_row, labels, args.dataset)
     shown = sorted({min(args.guidance), max(args.guidance)})
-    cols = min(args.per_class, 8)
-    fig, axes = plt.subplots(len(shown), len(args.families), squeeze=False,
-                             figsize=(1.9 * len(args.families), 2.3 * len(shown)))  # fmt: skip
-    for i, w in enumerate(shown):
-        for j, family in enumerate(args.families):
-            x = samples[family, w].reshape(NUM_CLASSES, args.per_class, 8, 8, 1)[:, :cols]
-            axes[i, j].imshow(tile(x.reshape(-1, 8, 8, 1), NUM_CLASSES, cols), cmap="gray_r",
-                              vmin=-1, vmax=1)  # fmt: skip
-            axes[i, j].set_title(f"{plotting.family_label(family)}, w = {w:g}", fontsize=8)
-            axes[i, j].axis("off")
-    fig.suptitle("rows: the asked class 0-9", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out / "samples.png", dpi=110)
-    plt.close(fig)
+    figures.guided_samples(
+        out / "samples.png", samples, args.families, shown, NUM_CLASSES, args.per_class
+    )
 
 
+@parsing.main_of("guidance")
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, run the sweep, write the reports; bad input is one line, exit code 2."""
     start = time.perf_counter()
-    try:
-        args = parse(argv)
-    except UsageError as e:
-        print(f"zoo-bench-guidance: error: {e}", file=sys.stderr)
-        return 2
+    args = parse(argv)
     out = Path(args.out)
     try:
         cache.check_writable(out)
     except OSError as e:
-        print(f"zoo-bench-guidance: error: --out: cannot write to {out}: {e.strerror or e}",
-              file=sys.stderr)  # fmt: skip
-        return 2
+        raise UsageError(f"--out: cannot write to {out}: {e.strerror or e}") from None
     import pandas as pd
 
     rows, samples = run(args)
@@ -338,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     output.table(out, "results", pd.DataFrame(rows), text)
     _figures(out, rows, samples, floor_row, args)
     print(text)
-    print(f"zoo-bench-guidance: {len(rows)} rows in {time.perf_counter() - start:.1f} s -> {out}")
+    print(f"zoo-bench guidance: {len(rows)} rows in {time.perf_counter() - start:.1f} s -> {out}")
     return 0
 
 

@@ -43,8 +43,9 @@ from zoo import presets
 from zoo.bench import cache
 from zoo.bench.commands import entry
 from zoo.bench.judge import evaluation, oracle
-from zoo.bench.plan import limits
-from zoo.bench.plan.cli import at_least, plain, tolerance
+from zoo.bench.plan import limits, parsing
+from zoo.bench.plan.cli import at_least, names, tolerance
+from zoo.bench.plan.parsing import UsageError
 from zoo.bench.report import output
 
 __all__ = ["likelihood_fn", "main", "parser", "report", "split", "table"]
@@ -181,47 +182,49 @@ def table(frame: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
-def parser() -> argparse.ArgumentParser:
-    p = entry.CommandParser(
-        prog="zoo-bench nll-split",
-        description=plain(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def _cuts(text: str) -> tuple[float, ...]:
+    """Band edges of sigma/alpha: distinct positive finite numbers, in increasing order."""
+    try:
+        cuts = tuple(float(c) for c in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers like 0.1,1,10, got {text!r}"
+        ) from None
+    if any(not 0.0 < c < math.inf for c in cuts) or len(set(cuts)) != len(cuts):
+        raise argparse.ArgumentTypeError(
+            f"expected distinct positive finite noise levels, got {text!r}"
+        )
+    return tuple(sorted(cuts))
+
+
+def parser() -> parsing.Parser:
+    p = parsing.command("nll-split", __doc__, keep_layout=True)
     p.add_argument("folder", type=Path, help="a zoo-bench results folder with its cache/")
-    p.add_argument("--families", required=True, help="comma-separated, e.g. vp,vp-lw,ve")
-    p.add_argument("--datasets", default="nine_gaussians,gaussians_25")
-    p.add_argument("--cuts", default=",".join(map(str, CUTS)), help="band edges of sigma/alpha")
+    p.add_argument("--families", type=names(presets.FAMILY_TABLE, "family"), required=True,
+                   metavar="LIST", help="comma-separated, e.g. vp,vp-lw,ve")  # fmt: skip
+    p.add_argument("--datasets", type=names(data_lib.NAMES, "dataset"), metavar="LIST",
+                   default=("nine_gaussians", "gaussians_25"))  # fmt: skip
+    p.add_argument("--cuts", type=_cuts, default=CUTS, help="band edges of sigma/alpha")
     p.add_argument("--nll-points", type=at_least(2), default=1000, help="held-out points (1000)")
     p.add_argument("--nll-tol", type=tolerance, default=1e-3, help="ODE rtol = atol (0.001)")
     return p
 
 
+@parsing.main_of("nll-split")
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     if not (args.folder / "cache" / "runs").is_dir():
-        parser().error(f"folder: {args.folder} has no cache/runs (run zoo-bench --out there)")
+        raise UsageError(f"folder: {args.folder} has no cache/runs (run zoo-bench --out there)")
     try:
         cache.check_writable(args.folder)  # nll_split.csv and .md go there, after the work
     except OSError as e:
-        parser().error(f"folder: cannot write to {args.folder}: {e.strerror or e}")
-    families, datasets = args.families.split(","), args.datasets.split(",")
-    unknown = [f for f in families if f not in presets.FAMILY_TABLE]
-    if unknown:
-        parser().error(f"--families: {unknown} unknown; choose from {list(presets.FAMILY_TABLE)}")
-    unknown = [d for d in datasets if d not in data_lib.NAMES]
-    if unknown:
-        parser().error(f"--datasets: {unknown} unknown; choose from {list(data_lib.NAMES)}")
-    try:
-        cuts = [float(c) for c in args.cuts.split(",")]
-    except ValueError:
-        parser().error(f"--cuts must be comma-separated numbers, got {args.cuts!r}")
-    if any(not 0.0 < c < math.inf for c in cuts) or len(set(cuts)) != len(cuts):
-        parser().error(f"--cuts must be distinct positive finite noise levels, got {args.cuts!r}")
+        raise UsageError(f"folder: cannot write to {args.folder}: {e.strerror or e}") from None
+    families, datasets, cuts = list(args.families), list(args.datasets), list(args.cuts)
     try:
         for family in families:
             limits.check_points("--nll-points", args.nll_points, presets.toy(family).model)
     except limits.TooLarge as e:
-        parser().error(str(e))
+        raise UsageError(str(e)) from None
     frame = split(args.folder, families, datasets, cuts, args.nll_points, args.nll_tol)
     print(report(args.folder, frame))
 

@@ -36,10 +36,10 @@ import pandas as pd
 import zoo
 from zoo import data, presets, samplers, train
 from zoo.bench import cache
-from zoo.bench.commands import entry
-from zoo.bench.plan import limits
-from zoo.bench.plan.cli import at_least, plain
+from zoo.bench.plan import limits, parsing
+from zoo.bench.plan.cli import at_least
 from zoo.bench.plan.limits import INT32_MAX
+from zoo.bench.plan.parsing import UsageError
 from zoo.bench.report import output
 
 __all__ = ["main", "parser", "sampling_speed", "save", "training_speed", "fused_loop"]
@@ -58,7 +58,7 @@ def _counts(text: str) -> tuple[int, ...]:
     return counts
 
 
-def _check_memory(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+def _check_memory(args: argparse.Namespace) -> None:
     """Refuse run counts whose parameters alone (with the EMA and Adam's two moments), or a
     sample batch whose network activations, exceed the machine's memory, before compiling
     anything."""
@@ -66,7 +66,7 @@ def _check_memory(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     param_bytes, _ = limits.network_bytes(model)
     need, memory = max(args.runs) * limits.TRAINING_COPIES * param_bytes, limits.machine_memory()
     if need > memory:
-        p.error(
+        raise UsageError(
             f"--runs: {max(args.runs):,} runs hold at least {limits.format_bytes(need)} of "
             f"parameters, EMA and optimizer state; this machine has {limits.format_bytes(memory)}"
         )
@@ -74,7 +74,7 @@ def _check_memory(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         try:
             limits.check_points("--samples", args.samples, presets.toy(args.family).model, memory)
         except limits.TooLarge as e:
-            p.error(str(e))
+            raise UsageError(str(e)) from None
 
 
 def fused_loop(model: zoo.Model, x, batch_size: int, optimizer, num_runs: int, steps: int):
@@ -167,7 +167,7 @@ def training_speed(
         noisy = sum(math.isnan(r) for rs in rates.values() for r in rs)
         if noisy:
             print(
-                f"zoo-bench-speed: {noisy} of {len(rates) * repeats} timed differences were not "
+                f"zoo-bench speed: {noisy} of {len(rates) * repeats} timed differences were not "
                 f"positive ({num_runs} runs): the machine's noise exceeds {2 * steps} steps; "
                 "those pairs are left out (a larger --train-steps measures them)",
                 file=sys.stderr,
@@ -210,15 +210,10 @@ def sampling_speed(family: str, steps: int, n: int, repeats: int) -> pd.DataFram
     return frame
 
 
-def parser() -> argparse.ArgumentParser:
-    """The command line of ``zoo-bench-speed``; its defaults depend on the backend."""
+def parser() -> parsing.Parser:
+    """The command line of ``zoo-bench speed``; its defaults depend on the backend."""
     on_gpu = jax.default_backend() != "cpu"
-    p = entry.CommandParser(
-        prog="zoo-bench-speed",
-        description=plain(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,  # keep the numbered list
-    )
-    p.add_argument("--version", action="version", version=f"%(prog)s {zoo.__version__}")
+    p = parsing.command("speed", __doc__, keep_layout=True)  # keep the numbered list
     p.add_argument(
         "--train-family", default="ddpm", choices=presets.CASE_STUDY_FAMILIES,
         help="the case study's model trained (ddpm: its MLP, batch 64, adamw 1e-3)",
@@ -262,15 +257,16 @@ def save(out: Path, text: str, tables: dict[str, pd.DataFrame]) -> None:
     output.table(out, "speed", rows, text)
 
 
+@parsing.main_of("speed")
 def main(argv: list[str] | None = None) -> None:
-    p = parser()
-    args = p.parse_args(argv)
-    _check_memory(p, args)
+    args = parser().parse_args(argv)
+    _check_memory(args)
     if args.out is not None:
         try:
             cache.check_writable(args.out)
         except OSError as e:
-            p.error(f"--out: cannot write to {str(args.out)!r}: {e.strerror or e}")
+            why = e.strerror or e
+            raise UsageError(f"--out: cannot write to {str(args.out)!r}: {why}") from None
     # fit's step function is new on every call: only the persistent cache can skip recompiling
     # (the caller's, when JAX_COMPILATION_CACHE_DIR names one).
     if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
@@ -299,4 +295,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,17 +1,19 @@
-"""The command line: a profile and overrides in, a checked :class:`~zoo.bench.plan.profiles.Config`
-out. A bad value is a :class:`UsageError`, which ``main`` prints as one line (exit code 2)."""
+"""The comparison's command line (a profile and overrides in, a checked
+:class:`~zoo.bench.plan.profiles.Config` out) and the flag types every command shares
+(:func:`at_least`, :func:`names`, :func:`budgets`, :func:`tolerance`). A bad value is a
+:class:`~zoo.bench.plan.parsing.UsageError` naming its flag, printed as one line (exit code 2)."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import math
-import re
 from pathlib import Path
 
 import zoo
 from zoo import data, images
 from zoo.bench.plan import config_file, digits, limits, matrix, named_samplers, networks, points
+from zoo.bench.plan.parsing import Parser, UsageError, plain
 from zoo.bench.plan.profiles import PROFILES, PURPOSES, Config
 from zoo.bench.train import training
 from zoo.presets import CASE_STUDY_FAMILIES, FAMILIES, LIKELIHOOD_WEIGHTED, PARAMETRISED
@@ -31,24 +33,6 @@ __all__ = [
 
 CASE_STUDY_DATASETS = ("nine_gaussians",)
 PRESETS = ("toy", "case_study")
-
-
-class UsageError(Exception):
-    """A command-line value that cannot be used; its message says what was expected."""
-
-
-class Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are a one-line :class:`UsageError` (the command's
-    ``main`` prints it, exit code 2) instead of argparse's usage block."""
-
-    def error(self, message):
-        raise UsageError(message)
-
-
-def plain(text: str) -> str:
-    """A docstring's reStructuredText as ``--help`` text: a role such as :func:`zoo.presets.toy`
-    and a double-backquoted literal keep only their text."""
-    return re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text).replace("``", "")
 
 
 def _split(text: str, what: str) -> tuple[str, ...]:
@@ -502,7 +486,7 @@ def parse(argv: list[str] | None = None, check_memory: bool = True) -> Config:
     """The profile named in ``argv`` (or the settings of its ``--config`` file) with the flags
     given there applied, and (``check_memory``) its estimated memory checked against the
     machine's (:func:`check_memory_of`; it may start JAX's backend, e.g. to draw a dataset's
-    fixed parameters, which ``zoo-bench-distributed`` must start itself first)."""
+    fixed parameters, which ``zoo-bench distributed`` must start itself first)."""
     args = vars(parser().parse_args(argv))
     path = args.pop("config")
     flags = {k: v for k, v in args.items() if v is not None}

@@ -13,7 +13,7 @@ arrays a phase must hold at once, counted from shapes (the network is traced, ne
 The network's share is its largest single intermediate per example, read from the traced
 program of a batch (:func:`_largest_per_example`); XLA holds at least that, and usually
 several. Building a dataset may compute its fixed parameters (nine Gaussians' weights), which
-starts JAX's backend: ``zoo-bench-distributed`` checks after initialising it. The memory
+starts JAX's backend: ``zoo-bench distributed`` checks after initialising it. The memory
 compared with is the host's; a GPU's own memory is not read.
 """
 

@@ -126,7 +126,7 @@ def check(spec: str, event_shapes: Iterable[tuple[int, ...]]) -> UserNet:
     transformed = hk.transform(net_fn)
 
     def output(x, t):
-        key = jax.random.PRNGKey(0)  # traced too: no backend starts (zoo-bench-distributed)
+        key = jax.random.PRNGKey(0)  # traced too: no backend starts (zoo-bench distributed)
         return transformed.apply(transformed.init(key, x, t), key, x, t)
 
     for shape in dict.fromkeys(tuple(s) for s in event_shapes):

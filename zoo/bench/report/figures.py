@@ -1,21 +1,27 @@
-"""Seaborn figures of a benchmark: sample densities (2-D toys) and sample grids (images), loss
-curves, NFE against quality, quality against training steps, and the learned score's error
-against the exact score."""
+"""The figures of every ``zoo-bench`` command: sample densities (2-D toys) and sample grids
+(images), loss curves, NFE against quality, quality against training steps, the learned
+score's error against the exact score; the frontier's quality per NFE on the exact score; and
+the guidance sweep's accuracy and samples."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from zoo import plotting
 from zoo.bench.plan import matrix
 from zoo.bench.report.tables import METRICS
 
 __all__ = [
     "densities",
+    "frontier",
+    "guidance",
+    "guided_samples",
     "images",
     "loss_curves",
     "nfe_quality",
@@ -224,3 +230,94 @@ def score_error(path: Path, frame: pd.DataFrame, dataset: str) -> None:
         xlabel=r"scaled noise level $\sigma_t / \alpha_t$",
         ylabel=r"$\sigma_t^2\, E\|s_\theta - \nabla \log p_t\|^2$",
     )  # fmt: skip
+
+
+def frontier(
+    path: Path,
+    means: pd.DataFrame,
+    dataset: str,
+    pass_ratio: float,
+    pass_spread: tuple[float, float],
+) -> None:
+    """``zoo-bench frontier``'s sliced W2 / floor and spread against NFE for one data set
+    (``means``: a row per process, sampler and budget, over seeds): a column per process, a line
+    per sampler, the pass levels dotted."""
+    processes = list(dict.fromkeys(means.process))
+    has_spread = means.spread.notna().any()
+    rows = 2 if has_spread else 1
+    fig, axes = plt.subplots(rows, len(processes), figsize=(3.2 * len(processes), 2.8 * rows),
+                             squeeze=False, sharex=True)  # fmt: skip
+    for j, process in enumerate(processes):
+        block = means[means.process == process]
+        for sampler, line in block.groupby("sampler", sort=False):
+            style = "--" if "[" in sampler else "-"
+            axes[0, j].plot(line.nfe, line.ratio, style, marker="o", markersize=3, label=sampler)
+            if has_spread:
+                axes[1, j].plot(line.nfe, line.spread, style, marker="o", markersize=3)
+        axes[0, j].axhline(1.0, color="gray", linewidth=1)
+        axes[0, j].axhline(pass_ratio, color="gray", linestyle=":", linewidth=1)
+        axes[0, j].set(xscale="log", yscale="log", title=process)
+        if has_spread:
+            for level in (1.0, *pass_spread):
+                axes[1, j].axhline(level, color="gray", linestyle="-" if level == 1 else ":")
+            axes[1, j].set(xscale="log", yscale="log", xlabel="NFE")
+    budgets = sorted(means.budget.unique())
+    for ax in axes[-1]:  # NFE as plain numbers at the budgets, not 3x10^0 on top of each other
+        ax.set_xticks(budgets, [f"{b:g}" for b in budgets], fontsize=7)
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    axes[0, 0].set_ylabel("sliced W2 / floor")
+    if has_spread:
+        axes[1, 0].set_ylabel("spread")
+    axes[0, -1].legend(fontsize=6, loc="upper right")
+    fig.suptitle(f"{dataset}: exact score", y=1.0)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def guidance(
+    path: Path, frame: pd.DataFrame, floor: dict, labels: dict[str, str], dataset: str
+) -> None:
+    """``zoo-bench guidance``'s class accuracy and Frechet distance against the guidance scale,
+    a line per family; dashed: held-out digits (``floor``), dotted: chance."""
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.4))
+    for family, part in frame.groupby("family", sort=False):
+        for ax, column in zip(axes, labels, strict=True):
+            ax.plot(part.guidance, part[column], marker="o", label=plotting.family_label(family),
+                    color=plotting.family_color(family))  # fmt: skip
+    for ax, (column, label) in zip(axes, labels.items(), strict=True):
+        ax.axhline(floor[column], color="gray", linestyle="--", linewidth=1)
+        ax.set(xlabel="guidance scale w", ylabel=label)
+    axes[0].axhline(0.1, color="gray", linestyle=":", linewidth=1)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{dataset}: guidance against class accuracy and Frechet "
+                 "(dashed: held-out digits; dotted: chance)", fontsize=10)  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def guided_samples(
+    path: Path,
+    samples: dict[tuple[str, float], np.ndarray],
+    families: list[str],
+    scales: list[float],
+    num_classes: int,
+    per_class: int,
+) -> None:
+    """A grid of guided 8x8 digits per family (columns) and guidance scale (rows), each a
+    tile with a row per asked class."""
+    cols = min(per_class, 8)
+    fig, axes = plt.subplots(len(scales), len(families), squeeze=False,
+                             figsize=(1.9 * len(families), 2.3 * len(scales)))  # fmt: skip
+    for i, w in enumerate(scales):
+        for j, family in enumerate(families):
+            x = samples[family, w].reshape(num_classes, per_class, 8, 8, 1)[:, :cols]
+            axes[i, j].imshow(tile(x.reshape(-1, 8, 8, 1), num_classes, cols), cmap="gray_r",
+                              vmin=-1, vmax=1)  # fmt: skip
+            axes[i, j].set_title(f"{plotting.family_label(family)}, w = {w:g}", fontsize=8)
+            axes[i, j].axis("off")
+    fig.suptitle(f"rows: the asked class 0-{num_classes - 1}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
