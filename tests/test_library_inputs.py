@@ -193,3 +193,17 @@ def test_a_count_beyond_int32_is_refused_when_made(make):
     # a table or grid of 2**40 steps would be a MemoryError, not a message
     with pytest.raises(ValueError, match=r"must be an integer <= 2\*\*31 - 1 \(an int32 count\)"):
         make(2**40)
+
+
+def test_an_option_is_its_enum_member_or_its_string_and_one_cache_key():
+    from zoo.models import Coupling, TimeSampling, Weighting
+
+    names = dict(weighting="likelihood", time_sampling="importance", coupling="ot")
+    members = dict(
+        weighting=Weighting.LIKELIHOOD, time_sampling=TimeSampling.IMPORTANCE, coupling=Coupling.OT
+    )
+    by_name = zoo.transform(zoo.ScoreSDE, sde=zoo.VP(), **names)
+    by_member = zoo.transform(zoo.ScoreSDE, sde=zoo.VP(), **members)
+    assert repr(by_name.config) == repr(by_member.config)
+    with pytest.raises(ValueError, match=r"weighting must be one of \('simple', 'likelihood', "):
+        zoo.transform(zoo.ScoreSDE, sde=zoo.VP(), weighting="Likelihood")

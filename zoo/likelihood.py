@@ -19,6 +19,7 @@ and a prior equal to the true marginal at ``T`` it is exact up to the ODE solver
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -32,7 +33,14 @@ from zoo._checks import check_integer, check_solution, is_concrete
 from zoo.samplers import ScoreFn, function_evaluations
 from zoo.sdes import SDE
 
-__all__ = ["Likelihood", "log_likelihood", "likelihood_fn", "exact_likelihood_fn", "bits_per_dim"]
+__all__ = [
+    "Divergence",
+    "Likelihood",
+    "bits_per_dim",
+    "exact_likelihood_fn",
+    "likelihood_fn",
+    "log_likelihood",
+]
 
 
 class Likelihood(NamedTuple):
@@ -43,14 +51,27 @@ class Likelihood(NamedTuple):
     nfe: jax.Array
 
 
+class Divergence(enum.StrEnum):
+    """How the probability-flow ODE's divergence is taken: ``exact`` (the Jacobian's trace, D
+    network calls per evaluation in D dimensions) or ``hutchinson`` (the unbiased estimate
+    E[z^T J z] over Rademacher probes z, Hutchinson 1989; Grathwohl et al. 2019)."""
+
+    EXACT = "exact"
+    HUTCHINSON = "hutchinson"
+
+
 @dataclasses.dataclass(frozen=True)
 class _Divergence:
-    method: str
+    method: Divergence
     num_probes: int
 
     def __post_init__(self):
-        if self.method not in ("exact", "hutchinson"):
-            raise ValueError(f"divergence must be 'exact' or 'hutchinson', got {self.method!r}")
+        try:
+            object.__setattr__(self, "method", Divergence(self.method))
+        except ValueError:
+            raise ValueError(
+                f"divergence must be 'exact' or 'hutchinson', got {self.method!r}"
+            ) from None
         if self.num_probes < 1:
             raise ValueError(f"num_probes must be >= 1, got {self.num_probes}")
 
@@ -83,7 +104,7 @@ def log_likelihood(
     x: jax.Array,
     *,
     key: jax.Array | None = None,
-    divergence: str = "exact",
+    divergence: Divergence | str = Divergence.EXACT,
     num_probes: int = 1,
     solver: diffrax.AbstractSolver | None = None,
     rtol: float = 1e-5,
@@ -114,7 +135,7 @@ def log_likelihood(
                 "log_likelihood needs finite points"
             )
     max_steps = check_integer(max_steps, "max_steps")
-    if div.method == "hutchinson":
+    if div.method is Divergence.HUTCHINSON:
         if key is None:
             raise ValueError("key is required when divergence='hutchinson'")
         probes = jax.random.rademacher(key, (num_probes, *x.shape), jnp.float32)
@@ -126,7 +147,7 @@ def log_likelihood(
         def flow(z):
             return sde.probability_flow(z, t, score_fn(z, t))
 
-        if div.method == "exact":
+        if div.method is Divergence.EXACT:
             return flow(y), _exact_divergence(flow, y)
         return flow(y), _hutchinson_divergence(flow, y, probes)
 

@@ -36,6 +36,7 @@ in ``score`` and ``sample`` (classifier-free guidance, :mod:`zoo.guidance`)::
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -53,11 +54,55 @@ from zoo import samplers as samplers_lib
 from zoo._checks import check_integer, is_concrete
 from zoo.nets import ScoreNet
 
-__all__ = ["DiffusionModel", "DDPM", "NCSN", "ScoreSDE", "FlowMatching", "Model", "transform"]
+__all__ = [
+    "Coupling",
+    "DDPM",
+    "DiffusionModel",
+    "FlowMatching",
+    "Model",
+    "NCSN",
+    "ScoreSDE",
+    "TimeSampling",
+    "Weighting",
+    "transform",
+]
 
-WEIGHTINGS = ("simple", "likelihood", "edm")
-TIME_SAMPLINGS = ("uniform", "importance", "logit_normal", "edm")
-COUPLINGS = ("independent", "ot")
+
+class Weighting(enum.StrEnum):
+    """The loss's weight per noise level: ``simple`` (the eps regression of Ho et al. 2020, or
+    the output's own units), ``likelihood`` (g^2 / sigma^2, Song et al. 2021b) or ``edm``
+    (Karras et al. 2022's 1 / c_skip)."""
+
+    SIMPLE = "simple"
+    LIKELIHOOD = "likelihood"
+    EDM = "edm"
+
+
+class TimeSampling(enum.StrEnum):
+    """How training draws t: ``uniform``; ``importance`` (proportional to the likelihood
+    weight); ``logit_normal`` (Esser et al. 2024); ``edm`` (log-normal noise, Karras et al.)."""
+
+    UNIFORM = "uniform"
+    IMPORTANCE = "importance"
+    LOGIT_NORMAL = "logit_normal"
+    EDM = "edm"
+
+
+class Coupling(enum.StrEnum):
+    """How a batch pairs data with noise: ``independent`` or ``ot`` (minibatch optimal
+    transport, Tong et al. 2024)."""
+
+    INDEPENDENT = "independent"
+    OT = "ot"
+
+
+def _option(kind: type[enum.StrEnum], value, name: str):
+    """``value`` as a member of ``kind``, or a ValueError naming ``name`` and the choices."""
+    try:
+        return kind(value)
+    except ValueError:
+        choices = tuple(member.value for member in kind)
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}") from None
 
 
 class DiffusionModel(hk.Module):
@@ -111,11 +156,11 @@ class DiffusionModel(hk.Module):
         event_shape: tuple[int, ...] = (2,),
         net: Callable[[], hk.Module] = ScoreNet,
         predict: str = "eps",
-        weighting: str = "simple",
-        time_sampling: str = "uniform",
+        weighting: Weighting | str = Weighting.SIMPLE,
+        time_sampling: TimeSampling | str = TimeSampling.UNIFORM,
         num_classes: int | None = None,
         p_uncond: float = 0.1,
-        coupling: str = "independent",
+        coupling: Coupling | str = Coupling.INDEPENDENT,
         sigma_data: float | None = None,
         p_mean: float = -1.2,
         p_std: float = 1.2,
@@ -129,26 +174,22 @@ class DiffusionModel(hk.Module):
         if not isinstance(sde, sdes.SDE):
             raise TypeError(f"sde must be a zoo.sdes.SDE (VP, SubVP, VE, ...), got {sde!r}")
         self.parametrisation = parametrisations.get(predict, sigma_data)
-        if weighting not in WEIGHTINGS:
-            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
-        if time_sampling not in TIME_SAMPLINGS:
-            raise ValueError(
-                f"time_sampling must be one of {TIME_SAMPLINGS}, got {time_sampling!r}"
-            )
-        if coupling not in COUPLINGS:
-            raise ValueError(f"coupling must be one of {COUPLINGS}, got {coupling!r}")
-        if coupling == "ot" and num_classes is not None:
+        weighting = _option(Weighting, weighting, "weighting")
+        time_sampling = _option(TimeSampling, time_sampling, "time_sampling")
+        coupling = _option(Coupling, coupling, "coupling")
+        if coupling is Coupling.OT and num_classes is not None:
             raise ValueError(
                 "coupling='ot' pairs a batch's examples with its noise regardless of class; "
                 "it is for unconditional models (num_classes=None), got "
                 f"num_classes={num_classes}"
             )
-        if time_sampling in ("logit_normal", "edm") and sde.num_levels is not None:
+        continuous = time_sampling in (TimeSampling.LOGIT_NORMAL, TimeSampling.EDM)
+        if continuous and sde.num_levels is not None:
             raise ValueError(
-                f"time_sampling={time_sampling!r} draws continuous times: needs an SDE such as "
-                f"VP, VE or FlowPath, got {type(sde).__name__} (discrete levels)"
+                f"time_sampling={time_sampling.value!r} draws continuous times: needs an SDE "
+                f"such as VP, VE or FlowPath, got {type(sde).__name__} (discrete levels)"
             )
-        if weighting == "edm" and sigma_data is None:
+        if weighting is Weighting.EDM and sigma_data is None:
             raise ValueError("weighting='edm' needs sigma_data, the standard deviation of the data")
         for value, what in ((p_mean, "p_mean"), (p_std, "p_std")):
             if not (isinstance(value, (int, float)) and np.isfinite(value)):
@@ -156,12 +197,12 @@ class DiffusionModel(hk.Module):
         if p_std <= 0:
             raise ValueError(f"p_std must be > 0, got {p_std!r}")
         self.p_mean, self.p_std = float(p_mean), float(p_std)
-        if time_sampling == "importance" and (
-            weighting != "likelihood" or sde.num_levels is not None
+        if time_sampling is TimeSampling.IMPORTANCE and (
+            weighting is not Weighting.LIKELIHOOD or sde.num_levels is not None
         ):
             raise ValueError(
                 "time_sampling='importance' samples t for the likelihood weighting of a "
-                f"continuous-time process: needs weighting='likelihood' (got {weighting!r}) "
+                f"continuous-time process: needs weighting='likelihood' (got {weighting.value!r}) "
                 f"and an SDE such as VP, SubVP or VE (got {type(sde).__name__})"
             )
         self.time_sampling = time_sampling
@@ -266,37 +307,37 @@ class DiffusionModel(hk.Module):
                 jax.random.fold_in(base_key, 1), self.p_uncond, labels.shape
             )
             labels = jnp.where(drop, self.num_classes, labels)
-        importance = self.time_sampling == "importance"
+        importance = self.time_sampling is TimeSampling.IMPORTANCE
         sample_time = {
-            "uniform": self.sde.sample_time,
-            "importance": self.sde.sample_time_by_likelihood_weight,
-            "logit_normal": self.sde.sample_time_logit_normal,
-            "edm": functools.partial(
+            TimeSampling.UNIFORM: self.sde.sample_time,
+            TimeSampling.IMPORTANCE: self.sde.sample_time_by_likelihood_weight,
+            TimeSampling.LOGIT_NORMAL: self.sde.sample_time_logit_normal,
+            TimeSampling.EDM: functools.partial(
                 self.sde.sample_time_log_normal_noise, mean=self.p_mean, std=self.p_std
             ),
         }[self.time_sampling]
         t = sample_time(t_key, x0.shape[:1])  # [B]
         eps = jax.random.normal(eps_key, x0.shape, x0.dtype)
-        if self.coupling == "ot":
+        if self.coupling is Coupling.OT:
             eps = eps[_assignment(x0, eps)]
         alpha, sigma = self.sde.marginal(self._expand(t))
         xt = alpha * x0 + sigma * eps
         out = self._output(params, xt, t, dropout_key, is_training=True, labels=labels)
         axes = tuple(range(1, x0.ndim))
-        if self.parametrisation.own_units and self.weighting == "simple":
+        if self.parametrisation.own_units and self.weighting is Weighting.SIMPLE:
             # in the output's units: for "velocity" the conditional flow-matching loss (Lipman
             # et al. 2023, eq. 9), for "v" Salimans & Ho's, for "edm" Karras et al.'s
             target = self.parametrisation.target(self.sde, x0, eps, self._expand(t))
             return jnp.mean((out - target) ** 2, axis=axes)
         eps_hat = self._to_eps(xt, t, out)
         per_example = jnp.mean((eps_hat - eps) ** 2, axis=axes)
-        if self.weighting == "edm":  # (sigma~^2 + s_d^2) / s_d^2 = 1 / c_skip
+        if self.weighting is Weighting.EDM:  # (sigma~^2 + s_d^2) / s_d^2 = 1 / c_skip
             _, c_skip, _, _ = self.parametrisation.edm_coefficients(self.sde, t)
             return per_example / c_skip
         if importance:
             span = self.sde.T - self.sde.t_min
             per_example = per_example * self.sde.likelihood_weight_integral() / span
-        elif self.weighting == "likelihood":
+        elif self.weighting is Weighting.LIKELIHOOD:
             per_example = per_example * self.sde.diffusion(t) ** 2 / self.sde.variance(t)
         return per_example
 
@@ -600,7 +641,9 @@ def transform(family: type[DiffusionModel], **config: Any) -> Model:
 
     return Model(
         family=family,
-        config=dict(config),
+        # an option given as its enum member is recorded as its string, so that the config's
+        # repr (a cache key of the benchmark) is one for both spellings
+        config={k: v.value if isinstance(v, enum.Enum) else v for k, v in config.items()},
         sde=sde,
         event_shape=event_shape,
         init=init,

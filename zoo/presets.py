@@ -80,8 +80,8 @@ class Family:
     digits_sampler: samplers.Sampler | None
     label: str  # in titles and legends
     color: str  # in every figure (zoo.plotting)
-    weighting: str = "simple"
-    time_sampling: str = "uniform"
+    weighting: models.Weighting = models.Weighting.SIMPLE
+    time_sampling: models.TimeSampling = models.TimeSampling.UNIFORM
     predict: str | None = None  # None: the model's own (noise; flow matching's velocity)
     case_study: CaseStudy | None = None
 
@@ -110,10 +110,10 @@ class Family:
             config["predict"] = predict
         if sigma_data is not None:  # predict="edm" without it: the model names what is missing
             config["sigma_data"] = sigma_data
-        if self.weighting != "simple":
-            config["weighting"] = self.weighting
-        if self.time_sampling != "uniform":
-            config["time_sampling"] = self.time_sampling
+        if self.weighting is not models.Weighting.SIMPLE:
+            config["weighting"] = self.weighting.value
+        if self.time_sampling is not models.TimeSampling.UNIFORM:
+            config["time_sampling"] = self.time_sampling.value
         return transform(self.model, **config)
 
 
@@ -190,8 +190,8 @@ def _likelihood_weighted(family: Family) -> Family:
     from the density proportional to it (Song, Durkan, Murray & Ermon 2021), on the toys only."""
     return dataclasses.replace(
         family,
-        weighting="likelihood",
-        time_sampling="importance",
+        weighting=models.Weighting.LIKELIHOOD,
+        time_sampling=models.TimeSampling.IMPORTANCE,
         digits_sampler=None,
         case_study=None,
     )
