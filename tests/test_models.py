@@ -60,8 +60,9 @@ def test_family_learns_the_nine_gaussians(family):
         dict(predict="x0"),
         dict(predict="v"),
         dict(predict="edm", sigma_data=1.6, time_sampling="edm"),
+        dict(predict="edm", sigma_data=1.6, time_sampling="edm", time_input="c_noise"),
     ],
-    ids=lambda c: c["predict"],
+    ids=lambda c: "-".join([c["predict"], *([c["time_input"]] if "time_input" in c else [])]),
 )
 def test_other_parametrisations_train(config):
     model = zoo.transform(zoo.ScoreSDE, sde=sdes.VP(), **config)

@@ -123,3 +123,27 @@ def test_bad_options_are_named(config, match):
 def test_edm_times_need_a_continuous_process():
     with pytest.raises(ValueError, match="time_sampling='edm' draws continuous times"):
         zoo.transform(zoo.NCSN, time_sampling="edm")
+
+
+class _Time(hk.Module):
+    """A network whose output is the time it is given, in every coordinate."""
+
+    def __call__(self, x, t, is_training=False, label=None):
+        bias = hk.get_parameter("bias", [], init=jnp.zeros)
+        return jnp.broadcast_to(t[:, None], x.shape) + bias
+
+
+@pytest.mark.parametrize("process", list(PROCESSES))
+def test_the_network_gets_the_time_or_edm_c_noise(process):
+    sde = PROCESSES[process]
+    t = jnp.linspace(sde.t_min, sde.T, 6)[1:-1]
+    x = jnp.ones((len(t), 2))
+    expected = {"t": t, "c_noise": -0.25 * sde.log_snr(t)}  # log(sigma~)/4, Karras et al.
+    for time_input, given in expected.items():
+        model = zoo.transform(zoo.ScoreSDE, sde=sde, net=_Time, time_input=time_input)
+        params = model.init(jax.random.PRNGKey(0), x)
+        sigma = jnp.sqrt(sde.variance(t))[:, None]
+        eps = -model.score(params, x, t) * sigma  # predict="eps": the output is the noise
+        np.testing.assert_allclose(eps, jnp.broadcast_to(given[:, None], x.shape), rtol=2e-5)
+    with pytest.raises(ValueError, match=r"time_input must be one of \('t', 'c_noise'\)"):
+        zoo.transform(zoo.ScoreSDE, sde=sde, time_input="sigma")

@@ -62,6 +62,7 @@ __all__ = [
     "Model",
     "NCSN",
     "ScoreSDE",
+    "TimeInput",
     "TimeSampling",
     "Weighting",
     "transform",
@@ -86,6 +87,14 @@ class TimeSampling(enum.StrEnum):
     IMPORTANCE = "importance"
     LOGIT_NORMAL = "logit_normal"
     EDM = "edm"
+
+
+class TimeInput(enum.StrEnum):
+    """What the network is given as its time: ``t``, the process's own time, or ``c_noise``,
+    EDM's :math:`\\log(\\tilde\\sigma_t)/4 = -\\lambda_t/4` (Karras et al. 2022, table 1)."""
+
+    T = "t"
+    C_NOISE = "c_noise"
 
 
 class Coupling(enum.StrEnum):
@@ -134,6 +143,10 @@ class DiffusionModel(hk.Module):
     (:meth:`zoo.sdes.SDE.sample_time_log_normal_noise`, Karras et al. 2022; ``p_mean=-1.2,
     p_std=1.2``).
 
+    ``time_input``: what the network gets as its time, ``"t"`` (the process's time, which any
+    network of the contract above reads) or ``"c_noise"`` (EDM's :math:`\\log(\\tilde
+    \\sigma_t)/4 = -\\lambda_t/4`, the same for every process at the same noise level).
+
     ``coupling``: ``"independent"`` (each example's own noise) or ``"ot"``: the batch's noise
     paired with its examples by the assignment of least total squared distance, minibatch
     optimal transport (Tong et al. 2024), solved exactly on the host
@@ -161,6 +174,7 @@ class DiffusionModel(hk.Module):
         num_classes: int | None = None,
         p_uncond: float = 0.1,
         coupling: Coupling | str = Coupling.INDEPENDENT,
+        time_input: TimeInput | str = TimeInput.T,
         sigma_data: float | None = None,
         p_mean: float = -1.2,
         p_std: float = 1.2,
@@ -177,6 +191,7 @@ class DiffusionModel(hk.Module):
         weighting = _option(Weighting, weighting, "weighting")
         time_sampling = _option(TimeSampling, time_sampling, "time_sampling")
         coupling = _option(Coupling, coupling, "coupling")
+        self.time_input = _option(TimeInput, time_input, "time_input")
         if coupling is Coupling.OT and num_classes is not None:
             raise ValueError(
                 "coupling='ot' pairs a batch's examples with its noise regardless of class; "
@@ -250,7 +265,8 @@ class DiffusionModel(hk.Module):
         if label is not None:
             label = jnp.broadcast_to(label, (x.shape[0], label.shape[-1]))
         given = self.parametrisation.network_input(self.sde, x, self._expand(t))
-        out = self._net.apply(params, key, given, t, is_training, label)
+        time = t if self.time_input is TimeInput.T else -0.25 * self.sde.log_snr(t)
+        out = self._net.apply(params, key, given, time, is_training, label)
         if jnp.shape(out) != x.shape:  # static shapes: a user's network fails here, by name
             raise ValueError(
                 f"net: the network maps x of shape {x.shape} to {jnp.shape(out)}; it must "
