@@ -1,7 +1,8 @@
 """The README's tables of this folder, computed from its results.csv and noise_floor.csv:
 sliced W2 over the noise floor with each family's own sampler and with the fast samplers at
 10 and 20 NFE, each mixture's mode spread, and the likelihood (paired where the data's density
-is known, else less the entropy). Mean ± sd over the seeds.
+is known, else less the entropy), and flow matching against each other family. Mean ± sd over
+the seeds.
 
     cd benchmarks/results/cpu-standard-six && python tables.py > tables.md
 """
@@ -23,6 +24,30 @@ def _cell(values: pd.Series, digits: int) -> str:
 def _table(frame: pd.DataFrame, column: str, digits: int) -> pd.DataFrame:
     table = frame.groupby(["dataset", "family"], sort=False)[column].apply(_cell, digits=digits)
     return table.unstack("family")
+
+
+def verdicts(frame: pd.DataFrame, column: str, lower_is_better: bool = True) -> pd.DataFrame:
+    """Flow matching against each other family per dataset: better, worse or a tie, a
+    difference counting where the means differ by more than twice the standard error of their
+    difference (over the seeds of each)."""
+    stats = frame.groupby(["dataset", "family"])[column].agg(["mean", "var", "count"])
+    rows = []
+    for dataset, part in stats.groupby(level="dataset", sort=False):
+        part = part.droplevel("dataset")
+        if "flow" not in part.index or part.loc["flow"].isna().any():
+            continue
+        flow = part.loc["flow"]
+        for family, other in part.drop(index="flow").iterrows():
+            diff = flow["mean"] - other["mean"]
+            se = (flow["var"] / flow["count"] + other["var"] / other["count"]) ** 0.5
+            better = diff < -2 * se if lower_is_better else diff > 2 * se
+            worse = diff > 2 * se if lower_is_better else diff < -2 * se
+            verdict = "better" if better else "worse" if worse else "tie"
+            rows.append({"dataset": dataset, "family": family, "verdict": verdict})
+    table = pd.DataFrame(rows).pivot(index="dataset", columns="family", values="verdict")
+    families = [f for f in dict.fromkeys(frame.family) if f in table.columns]
+    return table.reindex(index=[d for d in dict.fromkeys(frame.dataset) if d in table.index],
+                         columns=families)  # fmt: skip
 
 
 def main() -> None:
@@ -53,6 +78,11 @@ def main() -> None:
     print(_table(own[own.nll_kl.notna()], "nll_kl", 3).to_markdown())
     print("\n## Excess NLL over the entropy (nats), every dataset\n")
     print(_table(own, "excess_nll", 3).to_markdown())
+    print("\n## Flow matching against each family (difference beyond 2 standard errors)\n")
+    print("Sliced W2, own samplers:\n")
+    print(verdicts(own, "ratio").to_markdown())
+    print("\nExcess NLL over the entropy:\n")
+    print(verdicts(own, "excess_nll").to_markdown())
 
 
 if __name__ == "__main__":
