@@ -138,12 +138,12 @@ def test_the_network_gets_the_time_or_edm_c_noise(process):
     sde = PROCESSES[process]
     t = jnp.linspace(sde.t_min, sde.T, 6)[1:-1]
     x = jnp.ones((len(t), 2))
-    expected = {"t": t, "c_noise": -0.25 * sde.log_snr(t)}  # log(sigma~)/4, Karras et al.
+    alpha, sigma = sde.marginal(t)
+    expected = {"t": t, "c_noise": 0.25 * jnp.log(sigma / alpha)}  # Karras et al., table 1
     for time_input, given in expected.items():
         model = zoo.transform(zoo.ScoreSDE, sde=sde, net=_Time, time_input=time_input)
         params = model.init(jax.random.PRNGKey(0), x)
-        sigma = jnp.sqrt(sde.variance(t))[:, None]
-        eps = -model.score(params, x, t) * sigma  # predict="eps": the output is the noise
+        eps = -model.score(params, x, t) * sigma[:, None]  # predict="eps": the output is eps
         np.testing.assert_allclose(eps, jnp.broadcast_to(given[:, None], x.shape), rtol=2e-5)
     with pytest.raises(ValueError, match=r"time_input must be one of \('t', 'c_noise'\)"):
         zoo.transform(zoo.ScoreSDE, sde=sde, time_input="sigma")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import numbers
 
 import diffrax
@@ -87,3 +88,13 @@ def check_shape(shape) -> tuple[int, ...]:
     if not ok:
         raise ValueError(f"shape must be a tuple of non-negative ints, got {shape!r}")
     return out
+
+
+def check_option(kind: type[enum.StrEnum], value, name: str):
+    """``value`` (a member of ``kind`` or its string) as the member, or a ValueError naming
+    ``name`` and the choices."""
+    try:
+        return kind(value)
+    except ValueError:
+        choices = tuple(member.value for member in kind)
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}") from None

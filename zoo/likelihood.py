@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zoo._checks import check_integer, check_solution, is_concrete
+from zoo._checks import check_integer, check_option, check_solution, is_concrete
 from zoo.samplers import ScoreFn, function_evaluations
 from zoo.sdes import SDE
 
@@ -66,12 +66,7 @@ class _Divergence:
     num_probes: int
 
     def __post_init__(self):
-        try:
-            object.__setattr__(self, "method", Divergence(self.method))
-        except ValueError:
-            raise ValueError(
-                f"divergence must be 'exact' or 'hutchinson', got {self.method!r}"
-            ) from None
+        object.__setattr__(self, "method", check_option(Divergence, self.method, "divergence"))
         if self.num_probes < 1:
             raise ValueError(f"num_probes must be >= 1, got {self.num_probes}")
 

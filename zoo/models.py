@@ -51,7 +51,7 @@ import numpy as np
 from zoo import guidance as guidance_lib
 from zoo import parametrisations, sdes
 from zoo import samplers as samplers_lib
-from zoo._checks import check_integer, is_concrete
+from zoo._checks import check_integer, check_option, is_concrete
 from zoo.nets import ScoreNet
 
 __all__ = [
@@ -103,15 +103,6 @@ class Coupling(enum.StrEnum):
 
     INDEPENDENT = "independent"
     OT = "ot"
-
-
-def _option(kind: type[enum.StrEnum], value, name: str):
-    """``value`` as a member of ``kind``, or a ValueError naming ``name`` and the choices."""
-    try:
-        return kind(value)
-    except ValueError:
-        choices = tuple(member.value for member in kind)
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}") from None
 
 
 class DiffusionModel(hk.Module):
@@ -188,10 +179,10 @@ class DiffusionModel(hk.Module):
         if not isinstance(sde, sdes.SDE):
             raise TypeError(f"sde must be a zoo.sdes.SDE (VP, SubVP, VE, ...), got {sde!r}")
         self.parametrisation = parametrisations.get(predict, sigma_data)
-        weighting = _option(Weighting, weighting, "weighting")
-        time_sampling = _option(TimeSampling, time_sampling, "time_sampling")
-        coupling = _option(Coupling, coupling, "coupling")
-        self.time_input = _option(TimeInput, time_input, "time_input")
+        weighting = check_option(Weighting, weighting, "weighting")
+        time_sampling = check_option(TimeSampling, time_sampling, "time_sampling")
+        coupling = check_option(Coupling, coupling, "coupling")
+        self.time_input = check_option(TimeInput, time_input, "time_input")
         if coupling is Coupling.OT and num_classes is not None:
             raise ValueError(
                 "coupling='ot' pairs a batch's examples with its noise regardless of class; "

@@ -111,9 +111,9 @@ class Family:
         if sigma_data is not None:  # predict="edm" without it: the model names what is missing
             config["sigma_data"] = sigma_data
         if self.weighting is not models.Weighting.SIMPLE:
-            config["weighting"] = self.weighting.value
+            config["weighting"] = self.weighting
         if self.time_sampling is not models.TimeSampling.UNIFORM:
-            config["time_sampling"] = self.time_sampling.value
+            config["time_sampling"] = self.time_sampling
         return transform(self.model, **config)
 
 

@@ -179,10 +179,9 @@ def _likelihoods(config, the_plan: Plan, family, runs, wanted, store) -> dict:
         path = store.likelihood(family, dataset, seed, cache.digest(key))
         values = store.fetch(path, cache.read_piece)
         if values is None:
-            model = the_plan.presets[family][dataset].model
-            where = (scorer, training.model_key(model))  # one per kind of data and model
+            where = the_plan.program_key(family, dataset)
             if where not in fns:
-                fns[where] = scorer.likelihood_fn(model, config)
+                fns[where] = scorer.likelihood_fn(the_plan.presets[family][dataset].model, config)
             try:
                 values = scorer.likelihood(fns[where], run.params, the_plan.data[dataset], config)
             except jax.errors.JaxRuntimeError as e:
@@ -205,7 +204,7 @@ def _sample(config, the_plan: Plan, family, runs, cells, store) -> dict:
         params = runs[cell.dataset, cell.seed].params
         key = sample_key(cell.seed)
         model = the_plan.presets[family][cell.dataset].model
-        where = (cell.sampler, kind(cell.dataset), training.model_key(model))
+        where = (cell.sampler, *the_plan.program_key(family, cell.dataset))
         if where not in compiled:
             draw = lambda p, k, s=cell.resolved, m=model: m.sample(p, k, (config.num_samples,), s)
             try:

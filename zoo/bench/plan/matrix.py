@@ -86,6 +86,12 @@ class Plan:
     run_keys: dict[tuple[str, str, int], str]
     cells: list[Cell]
 
+    def program_key(self, family: str, dataset: str) -> tuple:
+        """What a compiled sampler or likelihood of ``family`` on ``dataset`` can be shared
+        by: its kind of data and its model (a model that differs by dataset, as EDM's
+        ``sigma_data``, is one of its own)."""
+        return kind(dataset), training.model_key(self.presets[family][dataset].model)
+
 
 def _preset(config: Config, family: str, dataset: str, data) -> presets.Preset | str:
     """The family's preset for ``dataset``, or why there is none (a family of one kind only,

@@ -67,7 +67,7 @@ def rows(config: Config, the_plan: Plan, family: str, store: cache.Cache, runs) 
         else:
             params = runs()[dataset, seed].kept[step]
             scorer, model = kind(dataset), the_plan.presets[family][dataset].model
-            where = (scorer, training.model_key(model))  # one per kind of data and model
+            where = the_plan.program_key(family, dataset)
             if where not in compiled:
                 compiled[where] = jax.jit(
                     lambda p, k, s=sampler, m=model: m.sample(p, k, (config.num_samples,), s)
