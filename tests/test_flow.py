@@ -95,6 +95,74 @@ def test_euler_on_the_flow_of_a_gaussian_converges_at_order_one():
     assert np.all(np.abs(orders - 1.0) < 0.15), (errors, orders)
 
 
+def _predictions():
+    """The Gaussian data's exact score and posterior mean, finite at t = 1 (where E[x_0] = MU)."""
+    return samplers.Predictions(lambda x, t: _posterior(x, t)[2], lambda x, t: _posterior(x, t)[0])
+
+
+def test_euler_from_t_one_converges_at_order_one():
+    """From x_1 = eps ~ N(0, 1), where the score is blind to the data, Euler reads the
+    posterior mean; against the exact flow x_t = m_t + sqrt(v_t) x_1 it converges at order 1."""
+    key, shape = jax.random.PRNGKey(0), (256, 1)
+    x_1 = jax.random.normal(key, shape)  # the sampler's own first draw
+    m0, v0 = _moments(PATH.t_min)
+    exact = m0 + np.sqrt(v0) * np.asarray(x_1)
+
+    def error(steps):
+        sampler = samplers.Euler(steps=steps, start="noise", denoise=False)
+        out = sampler.sample(PATH, _predictions(), key, shape)
+        return float(np.max(np.abs(np.asarray(out.x) - exact)))
+
+    errors = [error(n) for n in (25, 50, 100)]
+    orders = np.log2(np.asarray(errors[:-1]) / np.asarray(errors[1:]))
+    assert np.all(np.abs(orders - 1.0) < 0.15), (errors, orders)
+
+
+def test_euler_from_the_paths_T_is_the_probability_flow_euler():
+    key, shape = jax.random.PRNGKey(2), (64, 1)
+    a = samplers.Euler(steps=10).sample(PATH, _predictions(), key, shape)
+    b = samplers.ProbabilityFlow(solver=diffrax.Euler(), steps=11).sample(
+        PATH, _predictions(), key, shape
+    )
+    np.testing.assert_allclose(a.x, b.x, atol=1e-4)
+    assert int(a.nfe) == int(b.nfe) == 11
+
+
+def test_the_default_sampler_starts_at_one_and_draws_the_data():
+    """The model's own data prediction at t = 1 (x - t u of the network's u): with the exact
+    velocity the default sampler's draws have the data's mean and spread."""
+    model = zoo.transform(zoo.FlowMatching, event_shape=(1,), net=_ExactVelocity)
+    assert model.family.default_sampler() == samplers.Euler(steps=100, start="noise")
+    x = np.asarray(model.sample({}, jax.random.PRNGKey(0), (20_000,)).x)
+    assert abs(x.mean() - MU) < 0.02 and abs(x.std() / S - 1) < 0.03, (x.mean(), x.std())
+
+
+def test_the_mixtures_posterior_mean_is_tweedies_and_at_one_its_mean():
+    nine = zoo.data.nine_gaussians()
+    oracle = zoo.data.oracle_score(nine, PATH)
+    x = nine.sample(jax.random.PRNGKey(0), (16,))
+    for t in (0.01, 0.5, 0.99):
+        np.testing.assert_allclose(
+            oracle.x0(x, t), samplers.denoise(PATH, oracle, x, jnp.float32(t)), atol=2e-4
+        )
+    mean = np.asarray(nine.sample(jax.random.PRNGKey(1), (200_000,))).mean(0)
+    np.testing.assert_allclose(oracle.x0(x, 1.0), np.broadcast_to(mean, x.shape), atol=0.02)
+
+
+def test_euler_from_one_needs_the_data_prediction_and_a_time_without_data():
+    score = lambda x, t: _posterior(x, t)[2]  # noqa: E731
+    with pytest.raises(TypeError, match="Predictions"):
+        samplers.Euler(start="noise").sample(PATH, score, jax.random.PRNGKey(0), (4, 1))
+    with pytest.raises(ValueError, match="VP has none"):
+        samplers.Euler(start="noise").sample(
+            sdes.VP(), _predictions(), jax.random.PRNGKey(0), (4, 1)
+        )
+    with pytest.raises(ValueError, match="start must be"):
+        samplers.Euler(start="one")
+    with pytest.raises(ValueError, match="steps"):
+        samplers.Euler(steps=0)
+
+
 def test_ddim_on_the_straight_path_is_euler():
     """On alpha = 1 - t, sigma = t the DDIM step x_s = alpha_s x0 + sigma_s eps equals the Euler
     step x_t + (s - t) u: with the same times both samplers give the same points."""
@@ -193,3 +261,12 @@ def test_flow_matching_is_class_conditional_and_guided():
     out = model.sample(params, jax.random.PRNGKey(2), (6,), labels=jnp.arange(6) % 3, guidance=2.0)
     assert out.x.shape == (6, 2) and np.all(np.isfinite(out.x))
     assert int(out.nfe) == 101  # 100 Euler steps and the final denoising step
+    # The guided data prediction is the guided score's: Euler reading either gives one path.
+    x0_path, score_path = (
+        model.sample(params, jax.random.PRNGKey(3), (6,), sampler, labels=labels[:6], guidance=2.0)
+        for sampler in (
+            samplers.Euler(steps=10),
+            samplers.ProbabilityFlow(diffrax.Euler(), steps=11),
+        )
+    )
+    np.testing.assert_allclose(x0_path.x, score_path.x, atol=1e-4)

@@ -183,6 +183,12 @@ class Toy(abc.ABC):
             f"{self.name}: no closed-form diffused score; only Gaussian mixtures have one"
         )
 
+    def posterior_mean(self, x: jax.Array, t: jax.Array, sde) -> jax.Array:
+        """:math:`E[x_0 | x_t = x]` for the data diffused by ``sde`` to time ``t``."""
+        raise NotImplementedError(
+            f"{self.name}: no closed-form posterior mean; only Gaussian mixtures have one"
+        )
+
     def entropy(self) -> float:
         """Differential entropy in nats (computed once per dataset, then cached)."""
         return _entropy(self).value
@@ -216,8 +222,13 @@ def _entropy(toy: Toy) -> EntropyEstimate:
 
 
 def oracle_score(data: Toy, sde) -> Callable[[jax.Array, jax.Array], jax.Array]:
-    """``score_fn(x, t)``: the exact score of ``data`` diffused by ``sde`` (for samplers)."""
-    return lambda x, t: data.score(x, t, sde)
+    """``score_fn(x, t)``: the exact score of ``data`` diffused by ``sde``, with its exact
+    posterior mean beside it (:class:`zoo.samplers.Predictions`), for samplers."""
+    from zoo.samplers import Predictions  # the samplers' Diffrax only when a sampler is used
+
+    return Predictions(
+        lambda x, t: data.score(x, t, sde), lambda x, t: data.posterior_mean(x, t, sde)
+    )
 
 
 # --- Gaussian mixtures -----------------------------------------------------------------------
@@ -319,6 +330,15 @@ class GaussianMixture(Toy):
         w, m, s = self._arrays()
         return _mixture_score(x, jnp.log(w), m, s, alpha, sigma)
 
+    def posterior_mean(self, x, t, sde):
+        """:math:`E[x_0 | x_t = x]` of the mixture diffused by ``sde``, in closed form, also at
+        ``sde.noise_time`` (where it is the mixture's mean); shapes as in :meth:`score`."""
+        x = _check_events(x)
+        t = jnp.asarray(t, jnp.result_type(float))
+        alpha, sigma = jnp.exp(sde.log_alpha(t)), jnp.sqrt(sde.variance(t))
+        w, m, s = self._arrays()
+        return _mixture_posterior_mean(x, jnp.log(w), m, s, alpha, sigma)
+
 
 def _distribution(weights, means, scales) -> distrax.MixtureSameFamily:
     import distrax
@@ -341,15 +361,30 @@ def _mixture_log_prob(weights, means, scales, x):
     return _distribution(weights, means, scales).log_prob(x)
 
 
-def _mixture_score(x, log_w, means, scales, alpha, sigma):
-    """Closed-form score of :math:`\\sum_k w_k N(\\alpha\\mu_k, \\alpha^2 s_k^2 + \\sigma^2)`."""
+def _mixture_posterior(x, log_w, means, scales, alpha, sigma):
+    """For :math:`x` drawn from :math:`\\sum_k w_k N(\\alpha\\mu_k, v_k)`,
+    :math:`v_k = \\alpha^2 s_k^2 + \\sigma^2`: the components' posterior weights ``[..., K]``,
+    :math:`\\alpha\\mu_k - x` and :math:`v_k` (``[..., K, 2]``)."""
     a = jnp.asarray(alpha)[..., None, None]  # [..., 1, 1]
     var = a**2 * scales**2 + jnp.asarray(sigma)[..., None, None] ** 2  # [..., K, 2]
     diff = a * means - x[..., None, :]  # [..., K, 2]
     # Normalising constants shared by all components cancel in the softmax.
     logits = log_w + jnp.sum(-0.5 * diff**2 / var - 0.5 * jnp.log(var), axis=-1)  # [..., K]
-    resp = jax.nn.softmax(logits, axis=-1)  # max-subtracted: stable far from every mode
+    return jax.nn.softmax(logits, axis=-1), diff, var  # max-subtracted: stable far from modes
+
+
+def _mixture_score(x, log_w, means, scales, alpha, sigma):
+    """Closed-form score of :math:`\\sum_k w_k N(\\alpha\\mu_k, \\alpha^2 s_k^2 + \\sigma^2)`."""
+    resp, diff, var = _mixture_posterior(x, log_w, means, scales, alpha, sigma)
     return jnp.sum(resp[..., None] * diff / var, axis=-2)
+
+
+def _mixture_posterior_mean(x, log_w, means, scales, alpha, sigma):
+    """:math:`E[x_0 | x] = \\sum_k r_k (\\mu_k + \\alpha s_k^2 (x - \\alpha\\mu_k)/v_k)`:
+    finite at :math:`\\alpha = 0`, where it is the mixture's mean."""
+    resp, diff, var = _mixture_posterior(x, log_w, means, scales, alpha, sigma)
+    a = jnp.asarray(alpha)[..., None, None]
+    return jnp.sum(resp[..., None] * (means - a * scales**2 * diff / var), axis=-2)
 
 
 def _monte_carlo_entropy(toy: Toy) -> EntropyEstimate:

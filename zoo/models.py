@@ -41,7 +41,6 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-import diffrax
 import equinox as eqx
 import haiku as hk
 import jax
@@ -349,21 +348,31 @@ class DiffusionModel(hk.Module):
         return per_example
 
     def _score_fn(self, params, labels, guidance, n: int):
-        """The score ``fn(x, t)`` the samplers read: the model's, or for labels the guided
-        one (:func:`zoo.guidance.guided_score`)."""
+        """The score ``fn(x, t)`` the samplers read, with the data prediction beside it
+        (:class:`zoo.samplers.Predictions`): the model's, or for labels the guided one
+        (:func:`zoo.guidance.guided_score`)."""
 
         def score_fn(x, t, labels=None):
             t = jnp.broadcast_to(t, x.shape[:1])
             eps = self._eps(params, x, t, labels=labels)
             return self.sde.score_from_eps(eps, self._expand(t))
 
+        def x0_fn(x, t, labels=None):
+            t = jnp.broadcast_to(t, x.shape[:1])
+            out = self._output(params, x, t, labels=labels)
+            return self.parametrisation.to_x0(self.sde, x, self._expand(t), out)
+
         if labels is None:
             if guidance is not None and not guidance_lib.is_unguided(guidance):
                 raise ValueError("guidance needs labels: the classes to guide towards")
-            return score_fn
+            return samplers_lib.Predictions(score_fn, x0_fn)
         labels = self._check_labels(labels, n)
         scale = 0 if guidance is None else guidance
-        return guidance_lib.guided_score(score_fn, labels, scale, self.num_classes)
+        # x0 is affine in the score with the same coefficients for every label: guided alike
+        guided = (
+            guidance_lib.guided_score(f, labels, scale, self.num_classes) for f in (score_fn, x0_fn)
+        )
+        return samplers_lib.Predictions(*guided)
 
     def score(
         self, x: jax.Array, t: jax.Array, labels: jax.Array | None = None, guidance=None
@@ -446,15 +455,17 @@ class FlowMatching(DiffusionModel):
     (:class:`zoo.sdes.FlowPath`; Lipman et al. 2023, Liu et al. 2023): the network predicts the
     velocity :math:`u = \\epsilon - x_0` (``predict="velocity"``, not the "v" of Salimans & Ho
     2022), trained by :math:`\\|\\hat u(x_t, t) - u\\|^2`, and by default sampled by Euler's
-    method on the probability-flow ODE, whose drift on this path is :math:`\\hat u`, with 100
-    steps uniform in :math:`t` and a final denoising step (101 evaluations).
+    method on the probability-flow ODE, whose drift on this path is :math:`\\hat u`, from
+    :math:`t = 1` (:class:`zoo.samplers.Euler` with ``start="noise"``): 100 steps uniform in
+    :math:`t` and a final denoising step (101 evaluations). The samplers that read the score
+    start at the path's ``T`` below 1 (:class:`zoo.sdes.FlowPath`).
 
     ``time_sampling="logit_normal"`` (Esser et al. 2024) and ``coupling="ot"`` (Tong et al.
     2024) are the common variants (:class:`DiffusionModel`)."""
 
     @staticmethod
     def default_sampler() -> samplers_lib.Sampler:
-        return samplers_lib.ProbabilityFlow(solver=diffrax.Euler(), steps=101)
+        return samplers_lib.Euler(steps=100, start="noise")
 
     def __init__(self, sde: sdes.FlowPath | None = None, predict: str = "velocity", **kwargs: Any):
         super().__init__(sdes.FlowPath() if sde is None else sde, predict=predict, **kwargs)

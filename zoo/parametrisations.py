@@ -104,6 +104,24 @@ class Parametrisation:
         inv_alpha, c_skip, c_out, _ = self.edm_coefficients(sde, t)
         return sde.eps_from_x0(x, c_skip * inv_alpha * x + c_out * out, t)
 
+    def to_x0(self, sde: SDE, x: jax.Array, t: jax.Array, out: jax.Array) -> jax.Array:
+        """The data :math:`\\hat x_0` that the output ``out`` at ``x, t`` means. From
+        ``x0``, ``velocity`` (:math:`\\hat x_0 = (\\dot\\sigma x - \\sigma u)/(\\dot\\sigma
+        \\alpha - \\sigma\\dot\\alpha)`, :math:`x - t u` on the straight path) and ``v``
+        (:math:`(\\alpha x - \\sigma r v)/r^2`, :math:`r^2 = \\alpha^2 + \\sigma^2`) it is
+        finite where :math:`\\alpha_t = 0`; the others pass through
+        :math:`(x - \\sigma\\hat\\epsilon)/\\alpha`."""
+        if self.name == "x0":
+            return out
+        alpha, sigma = jnp.exp(sde.log_alpha(t)), jnp.sqrt(sde.variance(t))
+        if self.name == "velocity":
+            d_alpha, d_sigma = sde.velocity_coefficients(t)
+            return (d_sigma * x - sigma * out) / (d_sigma * alpha - sigma * d_alpha)
+        if self.name == "v":
+            r2 = alpha**2 + sigma**2
+            return (alpha * x - sigma * jnp.sqrt(r2) * out) / r2
+        return sde.x0_from_eps(x, self.to_eps(sde, x, t, out), t)
+
     def target(self, sde: SDE, x0: jax.Array, eps: jax.Array, t: jax.Array) -> jax.Array:
         """What the output should be for the example ``x0`` noised by ``eps`` at ``t``."""
         alpha, sigma = jnp.exp(sde.log_alpha(t)), jnp.sqrt(sde.variance(t))

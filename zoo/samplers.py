@@ -19,6 +19,8 @@ Grid samplers (one update per pair of grid times, a plain ``lax.scan``):
   steps with a signal-to-noise ratio ``snr`` (Song et al. 2021, algorithms 2-3).
 - :class:`AnnealedLangevin`: NCSN's annealed Langevin dynamics (Song & Ermon 2019, alg. 1).
 
+- :class:`Euler`: Euler's method on the probability-flow ODE written with the data
+  prediction, which on flow matching's path can start at :math:`t = 1`.
 - :class:`EDMHeun`: EDM's Heun sampler on the Karras noise grid (Karras et al. 2022); the
   multistep samplers (DPM-Solver++, UniPC, iPNDM) are in :mod:`zoo.multistep`, and the time
   grids of every fast sampler in :mod:`zoo.grids`.
@@ -48,6 +50,7 @@ from zoo.sdes import SDE
 
 __all__ = [
     "Samples",
+    "Predictions",
     "Sampler",
     "GridSampler",
     "Ancestral",
@@ -58,6 +61,7 @@ __all__ = [
     "ReverseSDE",
     "ProbabilityFlow",
     "EDMHeun",
+    "Euler",
     "denoise",
     "function_evaluations",
 ]
@@ -73,6 +77,22 @@ class Samples(NamedTuple):
     nfe: jax.Array
     trajectory: jax.Array | None = None
     times: jax.Array | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Predictions:
+    """A score function that also gives the data prediction ``x0(x, t)`` of the same model:
+    samplers call it as the score; :class:`Euler` reads ``x0``, which stays finite where the
+    score no longer carries the data (:math:`\\alpha_t = 0`, flow matching's :math:`t = 1`,
+    where :math:`\\hat x_0 = (x + \\sigma^2\\nabla\\log p)/\\alpha` is 0/0). A model's
+    sampler gets one (:meth:`zoo.DiffusionModel.sample`), as does a Gaussian mixture's exact
+    score (:func:`zoo.data.oracle_score`)."""
+
+    score: ScoreFn
+    x0: ScoreFn
+
+    def __call__(self, x: jax.Array, t: jax.Array) -> jax.Array:
+        return self.score(x, t)
 
 
 def denoise(sde: SDE, score_fn: ScoreFn, x: jax.Array, t: jax.Array) -> jax.Array:
@@ -418,6 +438,73 @@ def _saveat(sde, trajectory_points):
             sde.T, sde.t_min, trajectory_points
         )
     return diffrax.SaveAt(t1=True), None
+
+
+@dataclasses.dataclass(frozen=True)
+class Euler(Sampler):
+    """Euler's method on the probability-flow ODE written with the data prediction
+    (:meth:`zoo.sdes.SDE.probability_flow_from_x0`),
+
+    .. math:: x_s = x_t + (s - t)\\Big[\\frac{\\dot\\sigma_t}{\\sigma_t} x_t
+        + \\Big(\\dot\\alpha_t - \\frac{\\dot\\sigma_t}{\\sigma_t}\\alpha_t\\Big)
+        \\hat x_0(x_t, t)\\Big],
+
+    ``steps`` steps uniform in :math:`t` down to ``t_min``, then Tweedie's step (``steps + 1``
+    evaluations). On flow matching's straight path the bracket is the velocity
+    :math:`(x_t - \\hat x_0)/t` and the step is DDIM's.
+
+    ``start="T"``: from the process's ``T`` and prior, as every sampler. ``start="noise"``:
+    from the time where the data is gone (``sde.noise_time``; :math:`t = 1` on
+    :class:`zoo.sdes.FlowPath`, whose ``T`` is below it) and the exact marginal there,
+    :math:`N(0, I)`. There the first step moves every point by the network's
+    :math:`\\hat x_0(x, 1)`, its estimate of the data's mean, which the score cannot give
+    (:class:`Predictions`): a plain score function is refused.
+    """
+
+    steps: int = 100
+    start: str = "T"
+    denoise: bool = True
+
+    def __post_init__(self):
+        _checks.check_integer(self.steps, "steps", minimum=1, maximum=_checks.INT32_MAX)
+        if self.start not in ("T", "noise"):
+            raise ValueError(f'start must be "T" or "noise", got {self.start!r}')
+
+    def times(self, sde: SDE) -> jax.Array:
+        """``steps + 1`` times uniform from the start down to ``t_min``."""
+        if self.start == "T":
+            return jnp.linspace(sde.T, sde.t_min, self.steps + 1)
+        if sde.noise_time is None:
+            raise ValueError(
+                f'Euler(start="noise") needs a process whose data is gone at a finite time '
+                f'(FlowPath: t = 1); {type(sde).__name__} has none: use start="T"'
+            )
+        return jnp.linspace(sde.noise_time, sde.t_min, self.steps + 1)
+
+    def sample(self, sde, score_fn, key, shape):
+        if self.start == "noise" and not isinstance(score_fn, Predictions):
+            raise TypeError(
+                'Euler(start="noise") reads the data prediction x0(x, t) where the score is '
+                "blind to the data (alpha = 0): give a zoo.samplers.Predictions (a model's "
+                'sampler gets one), or use start="T"'
+            )
+        grid = self.times(sde)
+        if self.start == "T":
+            x = sde.prior_sample(key, shape)
+        else:  # x_1 = eps exactly
+            x = jnp.sqrt(sde.variance(grid[0])) * jax.random.normal(key, shape)
+
+        def x0_of(x, t):
+            if isinstance(score_fn, Predictions):
+                return score_fn.x0(x, t)
+            return denoise(sde, score_fn, x, t)
+
+        def body(x, ts):
+            t, s = ts
+            return x + (s - t) * sde.probability_flow_from_x0(x, x0_of(x, t), t), None
+
+        x, _ = jax.lax.scan(body, x, (grid[:-1], grid[1:]))
+        return self._finish(sde, score_fn, x, self.steps)
 
 
 @dataclasses.dataclass(frozen=True)

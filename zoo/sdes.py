@@ -78,6 +78,10 @@ class SDE(abc.ABC):
     #: the time grid of the fast samplers when they are given none (:mod:`zoo.grids`): steps
     #: uniform in the log-SNR for variance-exploding processes, whose log-SNR is linear in t
     default_grid: str = "log_snr"
+    #: the time at which the marginal is pure noise (:math:`\alpha = 0`), beyond ``T``, where
+    #: a sampler that reads the data prediction may start (:class:`zoo.samplers.Euler`);
+    #: ``None``: no such time (every process but :class:`FlowPath`)
+    noise_time: float | None = None
 
     # --- what a process defines -------------------------------------------------------------
 
@@ -130,6 +134,19 @@ class SDE(abc.ABC):
     def probability_flow(self, x: jax.Array, t: jax.Array, score: jax.Array) -> jax.Array:
         """Probability-flow ODE drift :math:`f x - \\tfrac12 g^2 \\nabla_x \\log p_t(x)`."""
         return self.drift(x, t) - 0.5 * self.diffusion(t) ** 2 * score
+
+    def probability_flow_from_x0(self, x: jax.Array, x0: jax.Array, t: jax.Array) -> jax.Array:
+        """The same drift written with the data prediction :math:`\\hat x_0` in place of the
+        score :math:`-(x - \\alpha_t \\hat x_0)/\\sigma_t^2`:
+
+        .. math:: \\frac{dx}{dt} = \\frac{\\dot\\sigma_t}{\\sigma_t} x
+            + \\Big(\\dot\\alpha_t - \\frac{\\dot\\sigma_t}{\\sigma_t}\\alpha_t\\Big) \\hat x_0,
+
+        finite wherever :math:`\\sigma_t > 0`, also where :math:`\\alpha_t = 0` (on
+        :class:`FlowPath`, :math:`(x - \\hat x_0)/t`: the velocity, at :math:`t = 1` too)."""
+        alpha, sigma = jnp.exp(self.log_alpha(t)), jnp.sqrt(self.variance(t))
+        d_alpha, d_sigma = self.velocity_coefficients(t)
+        return (d_sigma / sigma) * x + (d_alpha - d_sigma * alpha / sigma) * x0
 
     def transition(self, s: jax.Array, t: jax.Array) -> tuple[jax.Array, jax.Array]:
         """:math:`(\\alpha_{t|s}, \\sigma_{t|s})` of :math:`x_t | x_s` for ``s <= t``.
@@ -450,6 +467,7 @@ class FlowPath(SDE):
     # uniform in t is as close at 5 NFE but narrows gaussians_25's modes to 0.4-0.7 of their
     # spread (benchmarks/results/cpu-frontier-flow).
     default_grid = "quadratic"
+    noise_time = 1.0
 
     def __post_init__(self):
         _require_finite(self, "T", "t_min")
@@ -464,6 +482,11 @@ class FlowPath(SDE):
 
     def variance(self, t):
         return jnp.square(t)
+
+    def velocity_coefficients(self, t):
+        """:math:`(\\dot\\alpha, \\dot\\sigma) = (-1, 1)`, exact at :math:`t = 1` too."""
+        ones = jnp.ones_like(jnp.asarray(t, jnp.result_type(float)))
+        return -ones, ones
 
     def time_at_log_snr(self, log_snr: jax.Array, iterations: int = 64) -> jax.Array:
         """Closed form: :math:`\\lambda = \\log((1 - t)/t)`, so :math:`t =

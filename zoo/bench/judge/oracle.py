@@ -83,7 +83,7 @@ def sample(
     through Haiku's key sequence as it does there (tested)."""
 
     def draw():
-        score = lambda x, t: toy.score(x, t, sde)
+        score = data_lib.oracle_score(toy, sde)
         return sampler.sample(sde, score, hk.next_rng_key(), (n, *toy.event_shape))
 
     return hk.transform(draw).apply({}, key)
