@@ -3,6 +3,9 @@ truncation, an inf/NaN result, or a failure deep inside JAX."""
 
 import dataclasses
 import functools
+import math
+import types
+import typing
 
 import equinox as eqx
 import jax
@@ -193,6 +196,54 @@ def test_a_count_beyond_int32_is_refused_when_made(make):
     # a table or grid of 2**40 steps would be a MemoryError, not a message
     with pytest.raises(ValueError, match=r"must be an integer <= 2\*\*31 - 1 \(an int32 count\)"):
         make(2**40)
+
+
+#: every sampler of the public API, found rather than listed: a new one is walked too
+SAMPLERS = [
+    value
+    for value in map(functools.partial(getattr, zoo), zoo.__all__)
+    if isinstance(value, type) and issubclass(value, samplers.Sampler)
+]
+#: values of the wrong kind for an option annotated bool, int or float
+WRONG = {
+    bool: ["yes", 1],
+    int: [2.5, True, -1, 2**40],
+    float: [math.nan, math.inf, True, "0.5"],
+}
+
+
+def _sampler_options():
+    for cls in SAMPLERS:
+        hints = typing.get_type_hints(cls)
+        for field in dataclasses.fields(cls):
+            hint = hints[field.name]
+            kinds = set(typing.get_args(hint)) if isinstance(hint, types.UnionType) else {hint}
+            kind = next((k for k in (bool, int, float) if k in kinds), None)
+            for value in WRONG.get(kind, []):
+                yield pytest.param(
+                    cls, field.name, value, id=f"{cls.__name__}-{field.name}-{value!r}"
+                )
+
+
+def test_the_walk_reaches_every_sampler_and_its_options():
+    walked = {(p.values[0], p.values[1]) for p in _sampler_options()}
+    concrete = {
+        cls
+        for module in (samplers, zoo.multistep)
+        for cls in vars(module).values()
+        if isinstance(cls, type) and issubclass(cls, samplers.Sampler)
+        and dataclasses.is_dataclass(cls)
+    }  # fmt: skip
+    assert {cls for cls, _ in walked} == set(SAMPLERS) == concrete
+    assert (zoo.Euler, "steps") in walked and (zoo.UniPC, "order") in walked
+
+
+@pytest.mark.parametrize("cls, name, value", list(_sampler_options()))
+def test_every_sampler_option_refuses_a_value_of_the_wrong_kind(cls, name, value):
+    """A truthy string for a flag, a float, bool, negative or over-int32 count, a NaN, inf or
+    string for a real: refused when made, by the option's name (never read as something else)."""
+    with pytest.raises((TypeError, ValueError), match=rf"^{name} must"):
+        cls(**{name: value})
 
 
 def test_an_option_is_its_enum_member_or_its_string_and_one_cache_key():

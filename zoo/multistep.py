@@ -237,6 +237,7 @@ class DPMSolverPP(_Multistep):
         self._check()
         if self.order not in (1, 2, 3):
             raise ValueError(f"order must be 1, 2 or 3 for DPMSolverPP, got {self.order!r}")
+        super().__post_init__()
 
     @property
     def convergence_order(self) -> int:
@@ -304,6 +305,7 @@ class DPMSolverPPSDE(_Multistep):
             raise ValueError(f"order must be 1 or 2 for DPMSolverPPSDE, got {self.order!r}")
         if not (isinstance(self.eta, (int, float)) and 0.0 <= self.eta <= 1.0):
             raise ValueError(f"eta must lie in [0, 1], got {self.eta!r}")
+        super().__post_init__()
 
     def table(self, s):
         k = len(s.t) - 1
@@ -357,6 +359,7 @@ class UniPC(_Multistep):
             raise ValueError(f"order must be 1, 2 or 3 for UniPC, got {self.order!r}")
         if self.variant not in ("bh1", "bh2"):
             raise ValueError(f"variant must be 'bh1' or 'bh2', got {self.variant!r}")
+        super().__post_init__()
 
     @property
     def convergence_order(self) -> int:
@@ -451,6 +454,7 @@ class IPNDM(_Multistep):
         self._check()
         if self.order not in (1, 2, 3, 4):
             raise ValueError(f"order must be 1, 2, 3 or 4 for IPNDM, got {self.order!r}")
+        super().__post_init__()
 
     @property
     def convergence_order(self) -> int:

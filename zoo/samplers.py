@@ -107,6 +107,10 @@ class Sampler(abc.ABC):
 
     denoise: bool
 
+    def __post_init__(self):
+        # every option of its annotated kind (a subclass checks its own bounds, then calls this)
+        _checks.check_fields(self)
+
     @abc.abstractmethod
     def sample(
         self, sde: SDE, score_fn: ScoreFn, key: jax.Array, shape: tuple[int, ...]
@@ -217,6 +221,7 @@ class DDIM(GridSampler):
             TimeGrid(self.grid, self.end, self.rho)  # checks the options
             if self.steps is None:
                 raise ValueError(f"DDIM(grid={self.grid!r}) needs steps, an integer >= 2")
+        super().__post_init__()
 
     def times(self, sde):
         if self.grid is None:
@@ -282,6 +287,7 @@ class PredictorCorrector(GridSampler):
             )
         _checks.check_positive(self.snr, "snr")
         _checks.check_integer(self.corrector_steps, "corrector_steps")
+        super().__post_init__()
 
     @property
     def steps(self):
@@ -332,6 +338,7 @@ class AnnealedLangevin(Sampler):
             _checks.check_integer(self.levels, "levels", minimum=2)
         _checks.check_integer(self.steps_per_level, "steps_per_level", maximum=_checks.INT32_MAX)
         _checks.check_positive(self.step_size, "step_size")
+        super().__post_init__()
 
     def sample(self, sde, score_fn, key, shape):
         grid = sde.grid(self.levels)
@@ -385,6 +392,7 @@ class EDMHeun(Sampler):
         TimeGrid(self.grid, self.end, self.rho)  # checks the options
         if self.end == "zero" and not self.denoise:
             raise ValueError("end='zero' ends with the denoising step: it needs denoise=True")
+        super().__post_init__()
 
     def times(self, sde: SDE) -> jax.Array:
         with jax.ensure_compile_time_eval():
@@ -469,6 +477,7 @@ class Euler(Sampler):
         _checks.check_integer(self.steps, "steps", minimum=1, maximum=_checks.INT32_MAX)
         if self.start not in ("T", "noise"):
             raise ValueError(f'start must be "T" or "noise", got {self.start!r}')
+        super().__post_init__()
 
     def times(self, sde: SDE) -> jax.Array:
         """``steps + 1`` times uniform from the start down to ``t_min``."""
@@ -535,6 +544,7 @@ class ProbabilityFlow(Sampler):
         _checks.check_positive(self.atol, "atol")
         _checks.check_integer(self.max_steps, "max_steps")
         _checks.check_integer(self.trajectory_points, "trajectory_points", minimum=0)
+        super().__post_init__()
 
     def sample(self, sde, score_fn, key, shape):
         x = sde.prior_sample(key, shape)
@@ -586,6 +596,7 @@ class ReverseSDE(Sampler):
         if self.steps is not None:
             _checks.check_integer(self.steps, "steps", minimum=2, maximum=_checks.INT32_MAX)
         _checks.check_integer(self.trajectory_points, "trajectory_points", minimum=0)
+        super().__post_init__()
 
     def sample(self, sde, score_fn, key, shape):
         prior_key, noise_key = jax.random.split(key)
