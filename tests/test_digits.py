@@ -68,7 +68,7 @@ def test_grey_levels_map_to_the_centres_of_equal_bins_of_minus_one_to_one():
 def test_bad_digits_input_is_named():
     with pytest.raises(ValueError, match=r"test_fraction must lie in \(0, 1\)"):
         images.Digits(test_fraction=1.0)
-    with pytest.raises(ValueError, match="seed must be an int"):
+    with pytest.raises(TypeError, match="seed must be an integer"):
         images.Digits(seed=0.5)
     for n in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match="n must be a positive int"):

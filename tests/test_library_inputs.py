@@ -8,6 +8,7 @@ import types
 import typing
 
 import equinox as eqx
+import haiku as hk
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -85,10 +86,9 @@ def test_log_likelihood_names_a_model_passed_for_its_process():
         likelihood.log_likelihood(MODEL, _gaussian_score, jnp.zeros((3, 2)))
 
 
-def test_train_set_refuses_a_seed_that_repeats_another():
-    toy = dataclasses.replace(data.nine_gaussians(), train_seed=2**32 + 12345)
+def test_a_dataset_refuses_a_seed_that_repeats_another_when_made():
     with pytest.raises(ValueError, match=r"train_seed must be an integer in \[0, 2\*\*32 - 1\]"):
-        toy.train_set(10)
+        dataclasses.replace(data.nine_gaussians(), train_seed=2**32 + 12345)
 
 
 @functools.cache
@@ -204,6 +204,33 @@ SAMPLERS = [
     for value in map(functools.partial(getattr, zoo), zoo.__all__)
     if isinstance(value, type) and issubclass(value, samplers.Sampler)
 ]
+
+
+def _made_with_defaults(module):
+    """The public dataclasses of ``module`` that can be made from their defaults alone."""
+    for name in module.__all__:
+        cls = getattr(module, name)
+        if isinstance(cls, type) and dataclasses.is_dataclass(cls):
+            try:
+                _make(cls, {})
+            except TypeError:  # required arguments (a mixture's means, a schedule's betas)
+                continue
+            yield cls
+
+
+def _make(cls, options):
+    if issubclass(cls, hk.Module):  # a Haiku module is made inside a transform
+        return hk.transform(lambda: cls(**options)).init(None)
+    return cls(**options)
+
+
+#: the walked constructors: the samplers, the networks, the datasets
+WALKED = [
+    *SAMPLERS,
+    *_made_with_defaults(zoo.nets),
+    *_made_with_defaults(data),
+    *_made_with_defaults(zoo.images),
+]
 #: values of the wrong kind for an option annotated bool, int or float
 WRONG = {
     bool: ["yes", 1],
@@ -212,21 +239,21 @@ WRONG = {
 }
 
 
-def _sampler_options():
-    for cls in SAMPLERS:
+def _options():
+    for cls in WALKED:
         hints = typing.get_type_hints(cls)
         for field in dataclasses.fields(cls):
             hint = hints[field.name]
             kinds = set(typing.get_args(hint)) if isinstance(hint, types.UnionType) else {hint}
             kind = next((k for k in (bool, int, float) if k in kinds), None)
-            for value in WRONG.get(kind, []):
+            for value in WRONG.get(kind, []) if field.init else []:
                 yield pytest.param(
                     cls, field.name, value, id=f"{cls.__name__}-{field.name}-{value!r}"
                 )
 
 
-def test_the_walk_reaches_every_sampler_and_its_options():
-    walked = {(p.values[0], p.values[1]) for p in _sampler_options()}
+def test_the_walk_reaches_every_sampler_network_and_dataset():
+    walked = {(p.values[0], p.values[1]) for p in _options()}
     concrete = {
         cls
         for module in (samplers, zoo.multistep)
@@ -234,16 +261,33 @@ def test_the_walk_reaches_every_sampler_and_its_options():
         if isinstance(cls, type) and issubclass(cls, samplers.Sampler)
         and dataclasses.is_dataclass(cls)
     }  # fmt: skip
-    assert {cls for cls, _ in walked} == set(SAMPLERS) == concrete
-    assert (zoo.Euler, "steps") in walked and (zoo.UniPC, "order") in walked
+    assert set(SAMPLERS) == concrete
+    assert {cls for cls, _ in walked} == set(WALKED)
+    for cls, name in [(zoo.Euler, "steps"), (zoo.UniPC, "order"), (zoo.UNet, "time_scale"),
+                      (zoo.ScoreNet, "layer_norm"), (data.Moons, "train_seed"),
+                      (zoo.images.Digits, "dequantize")]:  # fmt: skip
+        assert (cls, name) in walked
 
 
-@pytest.mark.parametrize("cls, name, value", list(_sampler_options()))
-def test_every_sampler_option_refuses_a_value_of_the_wrong_kind(cls, name, value):
+@pytest.mark.parametrize("cls, name, value", list(_options()))
+def test_every_option_refuses_a_value_of_the_wrong_kind_when_made(cls, name, value):
     """A truthy string for a flag, a float, bool, negative or over-int32 count, a NaN, inf or
-    string for a real: refused when made, by the option's name (never read as something else)."""
+    string for a real: refused when made, by the option's name (never read as something else,
+    never failing later inside JAX)."""
     with pytest.raises((TypeError, ValueError), match=rf"^{name} must"):
-        cls(**{name: value})
+        _make(cls, {name: value})
+
+
+@pytest.mark.parametrize("name, value", [("rtol", -1e-3), ("atol", 0.0), ("rtol", math.nan)])
+def test_likelihood_tolerances_are_checked_when_the_function_is_made(name, value):
+    score = _gaussian_score
+    for make in (
+        lambda: zoo.likelihood.likelihood_fn(MODEL, **{name: value}),
+        lambda: zoo.likelihood.exact_likelihood_fn(VP, score, **{name: value}),
+        lambda: zoo.likelihood.log_likelihood(VP, score, X[:4], **{name: value}),
+    ):
+        with pytest.raises(ValueError, match=rf"^{name} must be a finite number > 0"):
+            make()
 
 
 def test_an_option_is_its_enum_member_or_its_string_and_one_cache_key():

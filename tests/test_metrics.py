@@ -427,6 +427,15 @@ def test_bad_input_is_named(name, x, y, message):
         (lambda: metrics.evaluate(GOOD, GOOD[:, :1], KEY), r"samples and reference must have"),
         (lambda: metrics.mmd2(GOOD, GOOD, bandwidths=(1.0, 0.0)), r"bandwidths must all be > 0"),
         (lambda: metrics.mmd_test(GOOD, GOOD, KEY, 0), r"num_permutations must be an integer >= 1"),
+        # a bool is not a count, and 2**40 projections would be an allocation that cannot succeed
+        (
+            lambda: metrics.sliced_w2(GOOD, GOOD, KEY, True),
+            r"num_projections must be an integer >= 1",
+        ),
+        (
+            lambda: metrics.sliced_w2(GOOD, GOOD, KEY, 2**40),
+            r"num_projections must be .* <= 2\*\*31",
+        ),
         (lambda: metrics.mode_metrics(GOOD, GRID, np.ones(9), WEIGHTS), r"scales must broadcast"),
         (lambda: metrics.mode_metrics(GOOD, GRID, 0.25, WEIGHTS[:8]), r"weights must have shape"),
         (lambda: metrics.mode_metrics(GOOD, GRID, -1.0, WEIGHTS), r"scales must all be finite"),

@@ -154,6 +154,9 @@ class Toy(abc.ABC):
 
     event_shape: ClassVar[tuple[int, ...]] = (2,)
 
+    def __post_init__(self):
+        check_seed(self.train_seed, "train_seed")  # when made, not when first drawn
+
     @abc.abstractmethod
     def _sample(self, key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
         """``[*shape, 2]`` independent draws."""
@@ -254,6 +257,7 @@ class GaussianMixture(Toy):
     name: str = dataclasses.field(default="gaussian_mixture", kw_only=True)
 
     def __post_init__(self):
+        super().__post_init__()
         if not all(is_concrete(v) for v in (self.weights, self.means, self.scales)):
             return
         w = np.asarray(self.weights, dtype=np.float64)
@@ -589,6 +593,7 @@ class Empirical(Toy):
     name: str = dataclasses.field(default="empirical", kw_only=True)
 
     def __post_init__(self):
+        super().__post_init__()
         p = np.asarray(self.points, dtype=np.float64)
         if p.ndim != 2 or p.shape[0] < 1 or p.shape[1] != 2:
             raise ValueError(f"points must have shape [K, 2] with K >= 1, got {p.shape}")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import numbers
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -80,10 +81,15 @@ class Digits:
     event_shape: ClassVar[tuple[int, ...]] = (8, 8, 1)
 
     def __post_init__(self):
-        if not 0.0 < self.test_fraction < 1.0:
-            raise ValueError(f"test_fraction must lie in (0, 1), got {self.test_fraction}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
-            raise ValueError(f"seed must be an int, got {self.seed!r}")
+        fraction = self.test_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real):
+            raise ValueError(f"test_fraction must lie in (0, 1), got {fraction!r}")
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"test_fraction must lie in (0, 1), got {fraction}")
+        check_seed(self.seed, "seed")
+        check_seed(self.train_seed, "train_seed")
+        if not isinstance(self.dequantize, bool):
+            raise TypeError(f"dequantize must be True or False, got {self.dequantize!r}")
 
     @property
     def bin_width(self) -> float:

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zoo._checks import check_integer, check_option, check_solution, is_concrete
+from zoo._checks import check_integer, check_option, check_positive, check_solution, is_concrete
 from zoo.samplers import ScoreFn, function_evaluations
 from zoo.sdes import SDE
 
@@ -130,6 +130,8 @@ def log_likelihood(
                 "log_likelihood needs finite points"
             )
     max_steps = check_integer(max_steps, "max_steps")
+    check_positive(rtol, "rtol")
+    check_positive(atol, "atol")
     if div.method is Divergence.HUTCHINSON:
         if key is None:
             raise ValueError("key is required when divergence='hutchinson'")
@@ -168,6 +170,8 @@ def likelihood_fn(model, *, rtol: float = 1e-5, atol: float = 1e-5) -> Callable:
     """``fn(params, x) -> Likelihood``: :func:`log_likelihood` of a trained ``model`` (a
     :class:`zoo.models.Model`), jitted once; new parameters of the same shapes reuse the
     compilation."""
+    check_positive(rtol, "rtol")  # here, not at the first call
+    check_positive(atol, "atol")
 
     def fn(params, x):
         score = lambda y, t: model.score(params, y, t)
@@ -179,6 +183,8 @@ def likelihood_fn(model, *, rtol: float = 1e-5, atol: float = 1e-5) -> Callable:
 def exact_likelihood_fn(sde, score_fn, *, rtol: float = 1e-5, atol: float = 1e-5) -> Callable:
     """``fn(x) -> Likelihood`` with a fixed score ``score_fn(x, t)`` (e.g.
     :func:`zoo.data.oracle_score`), jitted: what the ODE alone gives."""
+    check_positive(rtol, "rtol")
+    check_positive(atol, "atol")
     return jax.jit(lambda x: log_likelihood(sde, score_fn, x, rtol=rtol, atol=atol))
 
 

@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from zoo._checks import is_concrete
+from zoo._checks import INT32_MAX, is_concrete
 
 __all__ = [
     "DEFAULT_BANDWIDTHS",
@@ -112,8 +112,11 @@ def _as_pair(
 
 
 def _positive_count(value: int, name: str, minimum: int = 1) -> int:
-    if int(value) != value or value < minimum:
+    # a bool is not a count; beyond int32 a count is an allocation that cannot succeed
+    if isinstance(value, bool) or int(value) != value or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    if value > INT32_MAX:
+        raise ValueError(f"{name} must be an integer <= 2**31 - 1; got {value!r}")
     return int(value)
 
 

@@ -22,6 +22,8 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 
+from zoo import _checks
+
 __all__ = ["ScoreNet", "UNet", "sinusoidal_embedding"]
 
 
@@ -65,10 +67,9 @@ class ScoreNet(hk.Module):
 
     def __post_init__(self):
         super().__init__(name=self.name)
-        if self.depth < 1 or self.width < 1:
-            raise ValueError(
-                f"depth and width must be >= 1, got depth={self.depth}, width={self.width}"
-            )
+        for field in ("width", "depth"):
+            _checks.check_integer(getattr(self, field), field, maximum=_checks.INT32_MAX)
+        _checks.check_fields(self)  # the other options' kinds
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
 
@@ -230,6 +231,7 @@ class UNet(hk.Module):
 
     def __post_init__(self):
         super().__init__(name=self.name)
+        _checks.check_fields(self)  # each option's kind; the bounds below
         if self.conv not in ("matmul", "lax"):
             raise ValueError(f"conv must be 'matmul' or 'lax', got {self.conv!r}")
         mults = _check_positive_ints(self.channel_mults, "channel_mults")
