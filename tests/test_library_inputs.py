@@ -4,8 +4,6 @@ truncation, an inf/NaN result, or a failure deep inside JAX."""
 import dataclasses
 import functools
 import math
-import types
-import typing
 
 import equinox as eqx
 import haiku as hk
@@ -16,7 +14,7 @@ import optax
 import pytest
 
 import zoo
-from zoo import data, presets, samplers, sdes, train
+from zoo import _checks, data, presets, samplers, sdes, train
 
 NET = functools.partial(zoo.ScoreNet, width=32, depth=2, embedding_dim=16, dropout=0.0)
 VP = sdes.VP(0.1, 20.0)  # t in [1e-3, 1]
@@ -241,11 +239,9 @@ WRONG = {
 
 def _options():
     for cls in WALKED:
-        hints = typing.get_type_hints(cls)
+        kinds_of = _checks.field_kinds(cls)
         for field in dataclasses.fields(cls):
-            hint = hints[field.name]
-            kinds = set(typing.get_args(hint)) if isinstance(hint, types.UnionType) else {hint}
-            kind = next((k for k in (bool, int, float) if k in kinds), None)
+            kind = next((k for k in (bool, int, float) if k in kinds_of[field.name]), None)
             for value in WRONG.get(kind, []) if field.init else []:
                 yield pytest.param(
                     cls, field.name, value, id=f"{cls.__name__}-{field.name}-{value!r}"

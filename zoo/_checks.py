@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import math
 import numbers
 import types
@@ -74,30 +75,39 @@ def check_solution(sol: diffrax.Solution, y, *, who: str, max_steps: int):
     return sol.result.error_if(y, sol.result != diffrax.RESULTS.successful)
 
 
+@functools.cache
+def field_kinds(cls: type) -> dict[str, set]:
+    """``{field: kinds}`` of the dataclass ``cls``: the types its annotation names (the members
+    of a union ``X | None``), read once per class."""
+    hints = typing.get_type_hints(cls)
+    return {
+        field.name: set(typing.get_args(hint)) if isinstance(hint, types.UnionType) else {hint}
+        for field in dataclasses.fields(cls)
+        for hint in [hints.get(field.name)]
+    }
+
+
 def check_fields(obj) -> None:
     """Each field of the dataclass ``obj`` of the kind its annotation names: a ``bool`` field
     ``True`` or ``False`` (a truthy string such as ``"False"`` would silently mean true), an
     ``int`` field an integer in ``[0, 2**31 - 1]`` (not a bool or a float), a ``float`` field
     a finite real; ``X | None`` fields may also be ``None``. A class's own, tighter bounds are
     checked by the class; this catches what no class lists."""
-    hints = typing.get_type_hints(type(obj))
-    for field in dataclasses.fields(obj):
-        hint = hints.get(field.name)
-        kinds = set(typing.get_args(hint)) if isinstance(hint, types.UnionType) else {hint}
-        value = getattr(obj, field.name)
+    for name, kinds in field_kinds(type(obj)).items():
+        value = getattr(obj, name)
         if value is None and type(None) in kinds:
             continue
         if bool in kinds:
             if not isinstance(value, bool):
-                raise TypeError(f"{field.name} must be True or False, got {value!r}")
+                raise TypeError(f"{name} must be True or False, got {value!r}")
         elif int in kinds:
-            check_integer(value, field.name, minimum=0, maximum=INT32_MAX)
+            check_integer(value, name, minimum=0, maximum=INT32_MAX)
         elif float in kinds and (
             isinstance(value, bool)
             or not isinstance(value, numbers.Real)
             or not math.isfinite(value)
         ):
-            raise ValueError(f"{field.name} must be a finite number, got {value!r}")
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
 
 
 def check_positive(value, name: str) -> float:

@@ -82,10 +82,12 @@ class Digits:
 
     def __post_init__(self):
         fraction = self.test_fraction
-        if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real):
+        if (
+            isinstance(fraction, bool)
+            or not isinstance(fraction, numbers.Real)
+            or not 0 < fraction < 1
+        ):
             raise ValueError(f"test_fraction must lie in (0, 1), got {fraction!r}")
-        if not 0.0 < fraction < 1.0:
-            raise ValueError(f"test_fraction must lie in (0, 1), got {fraction}")
         check_seed(self.seed, "seed")
         check_seed(self.train_seed, "train_seed")
         if not isinstance(self.dequantize, bool):

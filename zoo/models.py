@@ -244,6 +244,10 @@ class DiffusionModel(hk.Module):
             labels = jnp.full((1,), self.num_classes, jnp.int32)
         return guidance_lib.one_hot_labels(labels, self.num_classes)
 
+    def _own_sampler(self) -> samplers_lib.Sampler:
+        """The sampler :meth:`sample` takes when given none: the family's default."""
+        return self.default_sampler()
+
     def _eps(self, params, x, t, key=None, is_training=False, labels=None) -> jax.Array:
         """Predicted noise for a batch ``x: [B, *event]`` at times ``t: [B]`` (and, for a
         conditional model, classes ``labels: [B]``; ``None``: the null class)."""
@@ -365,14 +369,16 @@ class DiffusionModel(hk.Module):
         if labels is None:
             if guidance is not None and not guidance_lib.is_unguided(guidance):
                 raise ValueError("guidance needs labels: the classes to guide towards")
-            return samplers_lib.Predictions(score_fn, x0_fn)
-        labels = self._check_labels(labels, n)
-        scale = 0 if guidance is None else guidance
-        # x0 is affine in the score with the same coefficients for every label: guided alike
-        guided = (
-            guidance_lib.guided_score(f, labels, scale, self.num_classes) for f in (score_fn, x0_fn)
-        )
-        return samplers_lib.Predictions(*guided)
+            score, x0 = score_fn, x0_fn
+        else:
+            labels = self._check_labels(labels, n)
+            scale = 0 if guidance is None else guidance
+            # x0 is affine in the score with the same coefficients for every label: guided alike
+            score, x0 = (
+                guidance_lib.guided_score(f, labels, scale, self.num_classes)
+                for f in (score_fn, x0_fn)
+            )
+        return samplers_lib.Predictions(score, x0, self.parametrisation.x0_without_signal)
 
     def score(
         self, x: jax.Array, t: jax.Array, labels: jax.Array | None = None, guidance=None
@@ -402,7 +408,7 @@ class DiffusionModel(hk.Module):
         """``sample_shape = (n,)`` samples with ``sampler`` (default: the family's); for a
         conditional model, of the classes ``labels`` (``[n]`` or one for all) with guidance
         scale ``guidance`` (``None`` or 0: the conditional model)."""
-        sampler = self.default_sampler() if sampler is None else sampler
+        sampler = self._own_sampler() if sampler is None else sampler
         if not isinstance(sampler, samplers_lib.Sampler):
             raise TypeError(
                 f"sampler must be a zoo.samplers.Sampler (e.g. zoo.samplers.DDIM(steps=10)), "
@@ -457,8 +463,10 @@ class FlowMatching(DiffusionModel):
     2022), trained by :math:`\\|\\hat u(x_t, t) - u\\|^2`, and by default sampled by Euler's
     method on the probability-flow ODE, whose drift on this path is :math:`\\hat u`, from
     :math:`t = 1` (:class:`zoo.samplers.Euler` with ``start="noise"``): 100 steps uniform in
-    :math:`t` and a final denoising step (101 evaluations). The samplers that read the score
-    start at the path's ``T`` below 1 (:class:`zoo.sdes.FlowPath`).
+    :math:`t` and a final denoising step (101 evaluations); a network that predicts the noise,
+    the score or under EDM's preconditioning gives no :math:`\\hat x_0` at :math:`t = 1`, and its
+    Euler starts at the path's ``T``, below 1, as the samplers that read the score do
+    (:class:`zoo.sdes.FlowPath`).
 
     ``time_sampling="logit_normal"`` (Esser et al. 2024) and ``coupling="ot"`` (Tong et al.
     2024) are the common variants (:class:`DiffusionModel`)."""
@@ -466,6 +474,13 @@ class FlowMatching(DiffusionModel):
     @staticmethod
     def default_sampler() -> samplers_lib.Sampler:
         return samplers_lib.Euler(steps=100, start="noise")
+
+    def _own_sampler(self) -> samplers_lib.Sampler:
+        # from t = 1 where the output gives x0 there (velocity, x0, v); a noise or score
+        # prediction says nothing of x0 at alpha = 0, so its Euler starts at the path's T
+        if self.parametrisation.x0_without_signal:
+            return self.default_sampler()
+        return samplers_lib.Euler(steps=100)
 
     def __init__(self, sde: sdes.FlowPath | None = None, predict: str = "velocity", **kwargs: Any):
         super().__init__(sdes.FlowPath() if sde is None else sde, predict=predict, **kwargs)

@@ -64,6 +64,13 @@ class Parametrisation:
             raise ValueError(f"sigma_data must be a finite number > 0, got {s!r}")
 
     @property
+    def x0_without_signal(self) -> bool:
+        """Whether :meth:`to_x0` stays finite where :math:`\\alpha_t = 0` (``x0``, ``v``,
+        ``velocity``); from the noise or the score it is 0/0 there, as :math:`x_t = \\epsilon`
+        carries nothing of :math:`x_0`."""
+        return self.name in ("x0", "v", "velocity")
+
+    @property
     def own_units(self) -> bool:
         """Whether the simple loss is taken in the output's own units, not the noise's."""
         return self.name in ("v", "velocity", "edm")

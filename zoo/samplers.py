@@ -86,10 +86,12 @@ class Predictions:
     score no longer carries the data (:math:`\\alpha_t = 0`, flow matching's :math:`t = 1`,
     where :math:`\\hat x_0 = (x + \\sigma^2\\nabla\\log p)/\\alpha` is 0/0). A model's
     sampler gets one (:meth:`zoo.DiffusionModel.sample`), as does a Gaussian mixture's exact
-    score (:func:`zoo.data.oracle_score`)."""
+    score (:func:`zoo.data.oracle_score`). ``x0_without_signal``: whether ``x0`` is finite
+    where :math:`\\alpha_t = 0` (false for a network that predicts the noise or the score)."""
 
     score: ScoreFn
     x0: ScoreFn
+    x0_without_signal: bool = True
 
     def __call__(self, x: jax.Array, t: jax.Array) -> jax.Array:
         return self.score(x, t)
@@ -496,6 +498,12 @@ class Euler(Sampler):
                 'Euler(start="noise") reads the data prediction x0(x, t) where the score is '
                 "blind to the data (alpha = 0): give a zoo.samplers.Predictions (a model's "
                 'sampler gets one), or use start="T"'
+            )
+        if self.start == "noise" and not score_fn.x0_without_signal:
+            raise ValueError(
+                'Euler(start="noise") needs x0 where alpha = 0, which a network predicting the '
+                'noise or the score cannot give (0/0): predict "velocity", "x0" or "v", or use '
+                'start="T"'
             )
         grid = self.times(sde)
         if self.start == "T":
