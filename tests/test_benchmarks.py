@@ -97,7 +97,7 @@ def test_a_resumed_run_recomputes_only_what_is_missing(finished, tmp_path):
     cell.unlink()
     samples.unlink()
     (cell.parent / f".{cell.name}.killed.tmp").write_text("{")  # a write cut short
-    assert main(_args(out)) == 0
+    assert main([*_args(out), "--no-figures"]) == 0  # the figures are the fixture's test
     summary = _summary(out)
     assert (summary["runs_trained"], summary["cells_computed"], summary["cells_reused"]) == (
         0,
@@ -110,7 +110,7 @@ def test_a_resumed_run_recomputes_only_what_is_missing(finished, tmp_path):
 
 def test_a_changed_config_reuses_nothing(finished, tmp_path):
     out = _copy(finished, tmp_path)
-    assert main(_args(out, steps=100, samplers="ddim-10")) == 0
+    assert main([*_args(out, steps=100, samplers="ddim-10"), "--no-figures"]) == 0
     summary = _summary(out)
     assert (summary["runs_trained"], summary["cells_computed"], summary["cells_reused"]) == (
         1,
@@ -126,7 +126,7 @@ def test_a_diverging_run_is_reported_not_averaged(finished, tmp_path, monkeypatc
     nan = dict(learning_rate=1.25e-3, optimizer_fn=lambda _: optax.adamw(math.nan))  # a new key
     monkeypatch.setattr(presets, "toy", lambda *a, **k: dataclasses.replace(toy(*a, **k), **nan))
     out = _copy(finished, tmp_path)
-    assert main(_args(out, samplers="default")) == 0
+    assert main([*_args(out, samplers="default"), "--no-figures"]) == 0
     results = pd.read_csv(out / "results.csv")
     assert list(results.status) == ["diverged: NaN loss"]
     assert results[METRICS].isna().all().all()
@@ -156,7 +156,7 @@ def test_a_family_whose_model_differs_by_dataset_trains_each_apart(tmp_path):
     # model (the sampler and the likelihood were once compiled with the first dataset's).
     out = tmp_path / "out"
     args = _args(out, families="vp-edm", datasets="nine_gaussians,checkerboard", steps=20)
-    assert main([*args, "--samplers=ddim-3"]) == 0
+    assert main([*args, "--samplers=ddim-3", "--no-figures"]) == 0
     results = pd.read_csv(out / "results.csv").set_index("dataset")
     assert list(results.index) == ["nine_gaussians", "checkerboard"]
     assert (results.status == "ok").all() and (results.train_runs == 1).all()
