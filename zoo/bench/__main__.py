@@ -34,6 +34,10 @@ COMMANDS = {
         "zoo.bench.commands.guidance",
         "classifier-free guidance on the digits, every family",
     ),
+    "summarize": (
+        "zoo.bench.commands.summarize",
+        "the decision table (which method for which question) from the committed results",
+    ),
     "speed": ("zoo.bench.commands.speed", "how fast the zoo trains and samples here"),
     "gpu": (
         "zoo.bench.commands.gpu",

@@ -1,0 +1,301 @@
+r"""``zoo-bench summarize``: which method for which question, computed from the committed
+results folders (never copied by hand), as the Markdown table the README opens with.
+
+Each row answers one question from one folder:
+
+- **samples at <= 10 NFE, at <= 50 NFE, and at any NFE** (``cpu-standard-six``: six families,
+  six datasets, three seeds): the (family, sampler) with the lowest sliced W2 over the noise
+  floor. A setting's score for one seed is the mean over the datasets of
+  :math:`W_{sliced} / \bar f_d`, with :math:`\bar f_d` the mean of dataset :math:`d`'s floor
+  repeats (1 is the floor); a setting enters only with every dataset and seed ``ok``. At
+  "any NFE" each family has its own sampler (1,000 evaluations or more), beside the fast ones.
+- **likelihood**: the family with the lowest excess NLL (model NLL less the data's entropy,
+  nats), averaged over the datasets in the same way.
+- **training steps**: the family that first has its seed mean within 1.5x the floor on every
+  dataset of the step-curve folders (``cpu-16k-why`` and ``cpu-16k-why-flow``: parameters kept
+  at 1k, 2k, 4k, 8k and 16k steps, each family's own sampler).
+- **images**: the lowest Frechet distance of the digit classifier's features on the 8x8 digits
+  (``digits-cpu-10k``, one seed, each family's own sampler).
+
+The runner-up is the best setting of another family. With seeds on both sides, Welch's t test
+on the per-seed scores (:func:`zoo.quality.compare`, level 0.05) calls the winner ``ahead`` or
+the two a ``tie``; the margin is the runner-up's mean less the winner's, with the standard
+error of that difference. The cost is the winner's median training seconds per run (a fused
+call's time over the runs it trained) and sampling seconds per cell, on the folder's backend
+(its ``summary.json``); the step curves and the digits carry none.
+
+The table is written to ``decision.md`` in the results folder and printed; the README carries
+it between the lines ``<!-- decision table -->`` and ``<!-- end of decision table -->``, and
+``--readme README.md`` writes it there too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from zoo import presets, quality
+from zoo.bench.plan import parsing
+from zoo.bench.plan.parsing import UsageError
+
+__all__ = ["Answer", "answers", "main", "parser", "table"]
+
+SAMPLES = "cpu-standard-six"
+STEPS = ("cpu-16k-why", "cpu-16k-why-flow")
+DIGITS = "digits-cpu-10k"
+#: the step curves' threshold: a seed mean within this factor of the floor's mean
+WITHIN = 1.5
+BEGIN, END = "<!-- decision table -->", "<!-- end of decision table -->"
+
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """One row: a question, its winner and value, the best of another family, the margin
+    (runner-up less winner, with its standard error where seeds allow a test), the call, the
+    winner's cost and the folder it is read from."""
+
+    question: str
+    winner: str
+    value: str
+    runner_up: str
+    margin: str
+    call: str
+    cost: str
+    folder: str
+
+
+def _read(results: Path, folder: str, name: str) -> pd.DataFrame:
+    path = results / folder / name
+    if not path.is_file():
+        raise UsageError(
+            f"results: {path} is missing (the folders the table reads: "
+            f"{', '.join([SAMPLES, *STEPS, DIGITS])})"
+        )
+    return pd.read_csv(path)
+
+
+def _machine(results: Path, folder: str) -> str:
+    """The backend the folder was made on, from its ``summary.json``."""
+    path = results / folder / "summary.json"
+    if not path.is_file():
+        raise UsageError(f"results: {path} is missing")
+    machine = json.loads(path.read_text())["machine"]
+    return f"{machine['backend']}, jax {machine['jax']}"
+
+
+def _predicts(family: str) -> str:
+    """What the family's network outputs in the committed runs: its preset's ``predict``, or
+    the model's own default (the noise; flow matching's velocity)."""
+    model = presets.toy(family).model
+    if model.config.get("predict"):
+        return model.config["predict"]
+    parameter = inspect.signature(model.family).parameters.get("predict")
+    return "eps" if parameter is None else parameter.default
+
+
+def _model(family: str) -> str:
+    return f"{presets.FAMILY_TABLE[family].label} (predicts {_predicts(family)})"
+
+
+def _setting(family: str, sampler: str, nfe: int) -> str:
+    own = "its own sampler" if sampler == "default" else sampler
+    return f"{_model(family)}, {own}, {nfe:,} NFE"
+
+
+def _scores(rows: pd.DataFrame, column: str) -> dict[tuple[str, str], np.ndarray]:
+    """(family, sampler) -> per-seed mean over the datasets of ``column``; only settings with
+    every dataset and seed of the folder ``ok``."""
+    datasets, seeds = rows.dataset.nunique(), rows.seed.nunique()
+    scores = {}
+    for (family, sampler), part in rows.groupby(["family", "sampler"], sort=False):
+        ok = part[part.status == "ok"]
+        if len(ok) < datasets * seeds or ok[column].isna().any():
+            continue
+        scores[family, sampler] = ok.groupby("seed")[column].mean().to_numpy()
+    return scores
+
+
+def _best(scores: dict, families: list[str] | None = None):
+    """The setting with the lowest mean score (among ``families``), or None if there is none."""
+    keys = [k for k in scores if families is None or k[0] in families]
+    return min(keys, key=lambda k: scores[k].mean()) if keys else None
+
+
+def _margin(scores: dict, winner, runner_up, digits: int) -> tuple[str, str]:
+    if runner_up is None:
+        return "-", "no other family ranked"
+    a, b = scores[winner], scores[runner_up]
+    diff = b.mean() - a.mean()
+    if min(a.size, b.size) < 2:
+        return f"{diff:.{digits}f}", "one seed: untested"
+    se = math.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)
+    verdict = quality.compare(a, b).verdict
+    call = "ahead" if verdict == quality.BETTER else "tie"
+    return f"{diff:.{digits}f} ± {se:.{digits}f}", call
+
+
+def _cost(rows: pd.DataFrame, family: str, sampler: str) -> tuple[str, str]:
+    """The median training seconds per run and sampling seconds per cell of a setting."""
+    part = rows[(rows.family == family) & (rows.sampler == sampler)]
+    train = (part.train_s / part.train_runs).median()
+    return f"train {train:.0f} s/run", f"sample {part.sample_s.median():.2g} s/cell"
+
+
+def _sample_answers(results: Path) -> list[Answer]:
+    rows = _read(results, SAMPLES, "results.csv")
+    floor = _read(results, SAMPLES, "noise_floor.csv").groupby("dataset").sliced_w2.mean()
+    rows = rows.assign(ratio=rows.sliced_w2 / rows.dataset.map(floor))
+    nfe = rows.groupby(["family", "sampler"]).nfe.max()
+    machine = _machine(results, SAMPLES)
+    out = []
+    for question, budget in (
+        ("best samples at <= 10 NFE", 10),
+        ("best samples at <= 50 NFE", 50),
+        ("best samples at any NFE", None),
+    ):
+        scores = {
+            k: v for k, v in _scores(rows, "ratio").items() if budget is None or nfe[k] <= budget
+        }
+        winner = _best(scores)
+        if winner is None:
+            raise UsageError(f"results: no setting of {SAMPLES} has every cell ok for {question}")
+        runner_up = _best(scores, [f for f in dict.fromkeys(rows.family) if f != winner[0]])
+        margin, call = _margin(scores, winner, runner_up, 2)
+        other = "-"
+        if runner_up is not None:
+            other = f"{_setting(*runner_up, nfe[runner_up])}: {scores[runner_up].mean():.2f}x"
+        value = f"sliced W2 {scores[winner].mean():.2f}x the floor"
+        cost = ", ".join(_cost(rows, *winner)) + f" on {machine}"
+        setting = _setting(*winner, nfe[winner])
+        out.append(Answer(question, setting, value, other, margin, call, cost, SAMPLES))
+    own = rows[rows.sampler == "default"]
+    scores = _scores(own, "excess_nll")
+    winner = _best(scores)
+    if winner is None:
+        raise UsageError(f"results: no family of {SAMPLES} has every likelihood cell ok")
+    runner_up = _best(scores, [f for f, _ in scores if f != winner[0]])
+    margin, call = _margin(scores, winner, runner_up, 3)
+    other = "-"
+    if runner_up is not None:
+        other = f"{presets.FAMILY_TABLE[runner_up[0]].label}: {scores[runner_up].mean():.3f}"
+    value = f"excess NLL {scores[winner].mean():.3f} nats"
+    cost = f"{_cost(rows, *winner)[0]} on {machine}"
+    out.append(
+        Answer("best likelihood", _model(winner[0]), value, other, margin, call, cost, SAMPLES)
+    )
+    return out
+
+
+def _steps_answer(results: Path) -> Answer:
+    rows = pd.concat([_read(results, f, "steps.csv") for f in STEPS], ignore_index=True)
+    floor = _read(results, STEPS[0], "noise_floor.csv").groupby("dataset").sliced_w2.mean()
+    rows = rows[rows.status == "ok"]
+    mean = (
+        rows.assign(ratio=rows.sliced_w2 / rows.dataset.map(floor))
+        .groupby(["family", "dataset", "step"])
+        .ratio.mean()
+    )
+    first = {}
+    for family, part in mean.groupby(level="family", sort=False):
+        within = (part <= WITHIN).groupby(level="step").all()  # every dataset
+        if within.any():
+            first[family] = int(within[within].index.min())
+    if not first:
+        raise UsageError(f"results: no family reaches {WITHIN}x the floor in {', '.join(STEPS)}")
+    order = sorted(first, key=lambda f: (first[f], list(presets.FAMILIES).index(f)))
+    winner, others = order[0], order[1:]
+    tied = [f for f in others if first[f] == first[winner]]
+    label = presets.FAMILY_TABLE
+    runner_up = next((f for f in others if first[f] > first[winner]), None)
+    margin = "-" if runner_up is None else f"{first[runner_up] - first[winner]:,} steps"
+    kept = sorted(rows.step.unique())
+    return Answer(
+        f"fewest training steps to {WITHIN}x the floor",
+        ", ".join(label[f].label for f in [winner, *tied]) + ", its own sampler",
+        f"{first[winner]:,} steps (of {', '.join(f'{s:,}' for s in kept)} kept)",
+        "-" if runner_up is None else f"{label[runner_up].label}: {first[runner_up]:,}",
+        margin,
+        "tie" if tied else "first on the kept steps",
+        "-",
+        " + ".join(STEPS),
+    )
+
+
+def _digits_answer(results: Path) -> Answer:
+    rows = _read(results, DIGITS, "results.csv")
+    floor = rows[rows.family == "floor"].frechet.iloc[0]
+    own = rows[(rows.sampler == "default") & rows.family.isin(presets.FAMILIES)]
+    own = own.set_index("family").frechet.sort_values()
+    winner, runner_up = own.index[0], own.index[1]
+    label = presets.FAMILY_TABLE
+    return Answer(
+        "best images (8x8 digits)",
+        f"{_model(winner)}, its own sampler",
+        f"Frechet {own[winner]:.2f} (real held-out digits {floor:.2f})",
+        f"{label[runner_up].label}: {own[runner_up]:.2f}",
+        f"{own[runner_up] - own[winner]:.2f}",
+        "one seed: untested",
+        "-",
+        DIGITS,
+    )
+
+
+def answers(results: Path) -> list[Answer]:
+    """Every row of the decision table, read from the folders under ``results``."""
+    return [*_sample_answers(results), _steps_answer(results), _digits_answer(results)]
+
+
+def table(rows: list[Answer]) -> str:
+    """The rows as a Markdown table, with the line that says how it was made."""
+    frame = pd.DataFrame([dataclasses.asdict(r) for r in rows]).rename(
+        columns={
+            "runner_up": "best of another family",
+            "margin": "margin (± s.e.)",
+        }
+    )
+    return (
+        "Made by `zoo-bench summarize` from the committed folders under `benchmarks/results/` "
+        "(margin: the other family's value less the winner's; call: Welch's t test over the "
+        "seeds at level 0.05).\n\n" + frame.to_markdown(index=False) + "\n"
+    )
+
+
+def _into_readme(readme: Path, text: str) -> None:
+    content = readme.read_text()
+    if content.count(BEGIN) != 1 or content.count(END) != 1:
+        raise UsageError(f"readme: {readme} needs the lines {BEGIN!r} and {END!r} once each")
+    head, rest = content.split(BEGIN)
+    _, tail = rest.split(END)
+    readme.write_text(f"{head}{BEGIN}\n{text}{END}{tail}")
+
+
+def parser() -> parsing.Parser:
+    p = parsing.command("summarize", __doc__, keep_layout=True)
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=Path("benchmarks/results"),
+        help="the folder of results folders (benchmarks/results)",
+    )
+    p.add_argument(
+        "--readme", type=Path, default=None, help="also write the table into this README"
+    )
+    return p
+
+
+@parsing.main_of("summarize")
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    if not args.results.is_dir():
+        raise UsageError(f"results: {args.results} is not a folder")
+    text = table(answers(args.results))
+    (args.results / "decision.md").write_text(text)
+    if args.readme is not None:
+        _into_readme(args.readme, text)
+    print(text, end="")
