@@ -50,9 +50,11 @@ def _folders(root: Path, vp: float, ve: float, seeds=(0, 1, 2), diverged: bool =
         summarize.SAMPLES: {"results.csv": pd.DataFrame(rows), "noise_floor.csv": floor},
         summarize.STEPS[0]: {"steps.csv": pd.DataFrame(steps), "noise_floor.csv": floor},
         summarize.STEPS[1]: {"steps.csv": pd.DataFrame(steps[:0], columns=list(steps[0]))},
-        summarize.DIGITS: {"results.csv": pd.DataFrame({
-            "family": ["floor", "vp", "ve"], "sampler": ["real", "default", "default"],
-            "frechet": [1.5, 3.0, 2.0]})},
+        summarize.DIGITS: {
+            "results.csv": pd.DataFrame({"family": ["vp", "ve"], "sampler": "default",
+                                         "status": "ok", "frechet": [3.0, 2.0]}),
+            "noise_floor.csv": pd.DataFrame({"dataset": ["digits"], "frechet": [1.5]}),
+        },
     }.items():  # fmt: skip
         (results / folder).mkdir(parents=True)
         (results / folder / "summary.json").write_text(machine)
