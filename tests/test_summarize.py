@@ -106,6 +106,10 @@ def test_a_missing_folder_or_readme_marker_is_one_line(tmp_path, capsys):
     readme.write_text("# no markers\n")
     assert zoo_bench(["summarize", f"--results={results}", f"--readme={readme}"]) == 2
     assert "needs the lines" in capsys.readouterr().err
+    assert not (results / "decision.md").exists()  # nothing is written before the check
+    readme.write_text(f"{summarize.END}\n{summarize.BEGIN}\n")  # the wrong order
+    assert zoo_bench(["summarize", f"--results={results}", f"--readme={readme}"]) == 2
+    assert "needs the lines" in capsys.readouterr().err
     readme.write_text(f"a\n{summarize.BEGIN}\nold\n{summarize.END}\nb\n")
     assert zoo_bench(["summarize", f"--results={results}", f"--readme={readme}"]) == 0
     text = (results / "decision.md").read_text()

@@ -90,12 +90,12 @@ def _machine(results: Path, folder: str) -> str:
 
 
 def _predicts(family: str) -> str:
-    """What the family's network outputs in the committed runs: its preset's ``predict``, or
-    the model's own default (the noise; flow matching's velocity)."""
-    model = presets.toy(family).model
-    if model.config.get("predict"):
-        return model.config["predict"]
-    parameter = inspect.signature(model.family).parameters.get("predict")
+    """What the family's network outputs: its declaration's ``predict``, or its model class's
+    own default (the noise; flow matching's velocity)."""
+    entry = presets.FAMILY_TABLE[family]
+    if entry.predict:
+        return entry.predict
+    parameter = inspect.signature(entry.model).parameters.get("predict")
     return "eps" if parameter is None else parameter.default
 
 
@@ -153,15 +153,14 @@ def _sample_answers(results: Path) -> list[Answer]:
     rows = rows.assign(ratio=rows.sliced_w2 / rows.dataset.map(floor))
     nfe = rows.groupby(["family", "sampler"]).nfe.max()
     machine = _machine(results, SAMPLES)
+    every = _scores(rows, "ratio")
     out = []
     for question, budget in (
         ("best samples at <= 10 NFE", 10),
         ("best samples at <= 50 NFE", 50),
         ("best samples at any NFE", None),
     ):
-        scores = {
-            k: v for k, v in _scores(rows, "ratio").items() if budget is None or nfe[k] <= budget
-        }
+        scores = {k: v for k, v in every.items() if budget is None or nfe[k] <= budget}
         winner = _best(scores)
         if winner is None:
             raise UsageError(f"results: no setting of {SAMPLES} has every cell ok for {question}")
@@ -208,7 +207,8 @@ def _steps_answer(results: Path) -> Answer:
             first[family] = int(within[within].index.min())
     if not first:
         raise UsageError(f"results: no family reaches {WITHIN}x the floor in {', '.join(STEPS)}")
-    order = sorted(first, key=lambda f: (first[f], list(presets.FAMILIES).index(f)))
+    rank = {f: i for i, f in enumerate(presets.FAMILY_TABLE)}  # ties in the table's order
+    order = sorted(first, key=lambda f: (first[f], rank[f]))
     winner, others = order[0], order[1:]
     tied = [f for f in others if first[f] == first[winner]]
     label = presets.FAMILY_TABLE
@@ -233,14 +233,17 @@ def _digits_answer(results: Path) -> Answer:
     own = rows[(rows.sampler == "default") & (rows.status == "ok")]
     own = own[own.family.isin(presets.FAMILIES)]
     own = own.set_index("family").frechet.sort_values()
-    winner, runner_up = own.index[0], own.index[1]
+    if own.empty:
+        raise UsageError(f"results: no family of {DIGITS} has an ok cell with its own sampler")
+    winner = own.index[0]
+    runner_up = own.index[1] if len(own) > 1 else None
     label = presets.FAMILY_TABLE
     return Answer(
         "best images (8x8 digits)",
         f"{_model(winner)}, its own sampler",
         f"Frechet {own[winner]:.2f} (real held-out digits {floor:.2f})",
-        f"{label[runner_up].label}: {own[runner_up]:.2f}",
-        f"{own[runner_up] - own[winner]:.2f}",
+        "-" if runner_up is None else f"{label[runner_up].label}: {own[runner_up]:.2f}",
+        "-" if runner_up is None else f"{own[runner_up] - own[winner]:.2f}",
         "one seed: untested",
         "-",
         DIGITS,
@@ -263,17 +266,24 @@ def table(rows: list[Answer]) -> str:
     return (
         "Made by `zoo-bench summarize` from the committed folders under `benchmarks/results/` "
         "(margin: the other family's value less the winner's; call: Welch's t test over the "
-        "seeds at level 0.05).\n\n" + frame.to_markdown(index=False) + "\n"
+        f"seeds at level {quality.ALPHA:g}).\n\n" + frame.to_markdown(index=False) + "\n"
     )
 
 
-def _into_readme(readme: Path, text: str) -> None:
+def _with_table(readme: Path, text: str) -> str:
+    """The README's text with ``text`` between its marker lines (checked before any write)."""
+    if not readme.is_file():
+        raise UsageError(f"readme: {readme} is not a file")
     content = readme.read_text()
-    if content.count(BEGIN) != 1 or content.count(END) != 1:
-        raise UsageError(f"readme: {readme} needs the lines {BEGIN!r} and {END!r} once each")
+    if (
+        content.count(BEGIN) != 1
+        or content.count(END) != 1
+        or content.index(BEGIN) > content.index(END)
+    ):
+        raise UsageError(f"readme: {readme} needs the lines {BEGIN!r} then {END!r}, once each")
     head, rest = content.split(BEGIN)
     _, tail = rest.split(END)
-    readme.write_text(f"{head}{BEGIN}\n{text}{END}{tail}")
+    return f"{head}{BEGIN}\n{text}{END}{tail}"
 
 
 def parser() -> parsing.Parser:
@@ -296,7 +306,8 @@ def main(argv: list[str] | None = None) -> None:
     if not args.results.is_dir():
         raise UsageError(f"results: {args.results} is not a folder")
     text = table(answers(args.results))
+    readme = None if args.readme is None else _with_table(args.readme, text)
     (args.results / "decision.md").write_text(text)
-    if args.readme is not None:
-        _into_readme(args.readme, text)
+    if readme is not None:
+        args.readme.write_text(readme)
     print(text, end="")
