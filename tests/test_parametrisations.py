@@ -78,6 +78,63 @@ def test_the_exact_target_gives_the_exact_score(name, process):
         np.testing.assert_allclose(model.score({}, x, t), exact, rtol=2e-3, atol=1e-5)
 
 
+MU = (2.0, -1.0)  # a mean of the data that EDM's mean term knows
+
+
+class _Zero(hk.Module):
+    """A network that outputs 0: under ``edm`` the model is then its skip connection alone."""
+
+    def __call__(self, x, t, is_training=False):
+        return jnp.zeros_like(x) + hk.get_parameter("bias", [], init=jnp.zeros)
+
+
+@pytest.mark.parametrize("process", ["vp", "ve", "flow", "ddpm"])
+def test_edm_with_the_data_mean_is_the_exact_denoiser_of_a_shifted_gaussian(process):
+    """With F = 0, mu + c_skip (x/alpha - mu) is E[x_0 | x_t] for x_0 ~ N(mu, S^2 I): the
+    model's score is the exact one at every noise level; without the mean term it is not."""
+    sde = PROCESSES[process]
+    family = {"flow": zoo.FlowMatching, "ddpm": zoo.DDPM}.get(process, zoo.ScoreSDE)
+    process_arg = "schedule" if process == "ddpm" else "sde"
+    x = jnp.asarray(MU) + 3.0 * jax.random.normal(jax.random.PRNGKey(2), (6, 2))
+    worst = {}
+    for mean in (MU, None):
+        model = zoo.transform(
+            family, net=_Zero, predict="edm", sigma_data=S, data_mean=mean, **{process_arg: sde}
+        )
+        params = model.init(jax.random.PRNGKey(0), x)
+        errors = []
+        for t in np.asarray(_times(sde)).ravel():
+            alpha, var = np.exp(float(sde.log_alpha(t))), float(sde.variance(t))
+            exact = -(x - alpha * jnp.asarray(MU)) / (alpha**2 * S**2 + var)
+            got = model.score(params, x, jnp.full((6,), t))
+            errors.append(float(jnp.max(jnp.abs(got - exact) / (1e-3 + jnp.abs(exact)))))
+        worst[mean] = max(errors)
+    assert worst[MU] < 2e-3 and worst[None] > 0.1, worst
+
+
+@pytest.mark.parametrize("process", ["vp", "ve", "flow"])
+def test_edm_target_with_the_mean_term_is_standard_for_shifted_data(process):
+    sde = PROCESSES[process]
+    n, mu = 200_000, jnp.asarray(MU)
+    x0 = mu + S * jax.random.normal(jax.random.PRNGKey(0), (n, 2))
+    eps = jax.random.normal(jax.random.PRNGKey(1), (n, 2))
+    with_mean, without = (parametrisations.get("edm", S, m) for m in (MU, None))
+    offset = 0.0  # the largest mean of the target without the mean term
+    for t in np.asarray(_times(sde)).ravel():
+        t = jnp.float32(t)
+        alpha, sigma = sde.marginal(t)
+        target = with_mean.target(sde, x0, eps, t)
+        np.testing.assert_allclose(jnp.mean(target, 0), 0.0, atol=0.01)
+        np.testing.assert_allclose(jnp.var(target, 0), 1.0, atol=0.02)
+        given = with_mean.network_input(sde, alpha * x0 + sigma * eps, t)
+        np.testing.assert_allclose(jnp.mean(given, 0), 0.0, atol=0.01)
+        np.testing.assert_allclose(jnp.var(given, 0), 1.0, atol=0.02)
+        offset = max(offset, float(jnp.max(jnp.abs(jnp.mean(without.target(sde, x0, eps, t), 0)))))
+    assert offset > 0.5  # without it, the target carries mu (1 - c_skip) / c_out
+    back = with_mean.to_eps(sde, alpha * x0 + sigma * eps, t, target)
+    np.testing.assert_allclose(back, eps, atol=2e-3)
+
+
 @pytest.mark.parametrize("process", ["vp", "ve", "flow"])
 def test_edm_target_has_unit_variance_at_every_noise_level(process):
     sde, p = PROCESSES[process], parametrisations.get("edm", S)
@@ -109,6 +166,9 @@ def test_edm_times_are_log_normal_in_the_noise():
         (dict(predict="edm"), "predict='edm' needs sigma_data"),
         (dict(predict="edm", sigma_data=0.0), "sigma_data must be a finite number > 0"),
         (dict(predict="edm", sigma_data=float("nan")), "sigma_data must be a finite number > 0"),
+        (dict(predict="eps", data_mean=1.0), "data_mean is the data's mean under predict='edm'"),
+        (dict(predict="edm", sigma_data=1.0, data_mean=(0.0, float("nan"))), "data_mean must be"),
+        (dict(predict="edm", sigma_data=1.0, data_mean="zero"), "data_mean must be"),
         (dict(weighting="edm"), "weighting='edm' needs sigma_data"),
         (dict(weighting="karras"), "weighting must be one of"),
         (dict(time_sampling="edm", p_std=0.0), "p_std must be > 0"),

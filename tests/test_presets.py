@@ -81,12 +81,17 @@ def test_every_family_has_its_own_colour_and_label_in_every_figure():
         assert zoo.plotting.family_color(f"toy/{name}") == presets.FAMILY_TABLE[name].color
 
 
-def test_parametrised_families_take_sigma_data_from_their_data():
-    for name, data_name in (("vp-edm", "nine_gaussians"), ("ve-edm", "checkerboard")):
+def test_parametrised_families_take_sigma_data_and_mean_from_their_data():
+    for name, data_name in (("vp-edm", "nine_gaussians"), ("ve-edm", "moons")):
         preset = presets.toy(name, data=data_name)
-        expected = float(np.std(np.asarray(data.get(data_name).train_set())))
+        x = np.asarray(data.get(data_name).train_set(), np.float64)
+        mean = x.mean(axis=0)
         assert preset.model.config["predict"] == "edm"
+        np.testing.assert_allclose(preset.model.config["data_mean"], mean, rtol=5e-3)
+        expected = np.sqrt(np.mean((x - mean) ** 2))  # about the mean, not about 0
         assert abs(preset.model.config["sigma_data"] / expected - 1) < 5e-3
+    digits = presets.digits("vp-edm").model.config  # one mean per pixel
+    assert np.shape(digits["data_mean"]) == zoo.images.Digits.event_shape
     assert presets.toy("ddpm-v").model.config["predict"] == "v"
     assert "sigma_data" not in presets.toy("ddpm-v").model.config
 
@@ -110,7 +115,7 @@ def test_a_variant_is_its_base_family_with_only_its_suffix_changed(family):
     base, changes = _variant_of(family)
     model, reference = presets.toy(family).model, presets.toy(base).model
     assert model.family is reference.family and model.sde == reference.sde
-    config = {k: v for k, v in model.config.items() if k != "sigma_data"}
+    config = {k: v for k, v in model.config.items() if k not in ("sigma_data", "data_mean")}
     assert config == {**reference.config, **changes}
 
 

@@ -110,8 +110,9 @@ class DiffusionModel(hk.Module):
 
     ``predict``: what the network outputs (:mod:`zoo.parametrisations`: ``"eps"``,
     ``"score"``, ``"x0"``, ``"v"``, ``"velocity"`` or ``"edm"``, the last with ``sigma_data``,
-    the data's std); ``"v"``, ``"velocity"`` and ``"edm"`` take the simple loss in their own
-    units (for ``"velocity"``, conditional flow matching's :math:`\\|\\hat u - u\\|^2`).
+    the data's std, and optionally ``data_mean``, its mean); ``"v"``, ``"velocity"`` and
+    ``"edm"`` take the simple loss in their own units (for ``"velocity"``, conditional flow
+    matching's :math:`\\|\\hat u - u\\|^2`).
     ``weighting``: ``"simple"`` (:math:`\\lambda = 1`), ``"edm"`` (:math:`\\lambda =
     (\\tilde\\sigma^2 + s_d^2)/s_d^2` in noise units, EDM's weighting; needs ``sigma_data``)
     or ``"likelihood"``
@@ -166,6 +167,7 @@ class DiffusionModel(hk.Module):
         coupling: Coupling | str = Coupling.INDEPENDENT,
         time_input: TimeInput | str = TimeInput.T,
         sigma_data: float | None = None,
+        data_mean: float | tuple | None = None,
         p_mean: float = -1.2,
         p_std: float = 1.2,
         name: str | None = None,
@@ -177,7 +179,7 @@ class DiffusionModel(hk.Module):
             raise ValueError(f"p_uncond must lie in [0, 1], got {p_uncond!r}")
         if not isinstance(sde, sdes.SDE):
             raise TypeError(f"sde must be a zoo.sdes.SDE (VP, SubVP, VE, ...), got {sde!r}")
-        self.parametrisation = parametrisations.get(predict, sigma_data)
+        self.parametrisation = parametrisations.get(predict, sigma_data, data_mean)
         weighting = check_option(Weighting, weighting, "weighting")
         time_sampling = check_option(TimeSampling, time_sampling, "time_sampling")
         coupling = check_option(Coupling, coupling, "coupling")

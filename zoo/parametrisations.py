@@ -18,6 +18,11 @@ marginal :math:`x_t = \alpha_t x_0 + \sigma_t \epsilon`.
   s_d^2}`. The network sees :math:`c_{in}\tilde x`, of unit scale at every noise level, and the
   process's time :math:`t` (so any network of the zoo's contract serves); its target
   :math:`(x_0 - c_{skip}\tilde x)/c_{out}` has unit variance for data of std :math:`s_d`.
+  EDM assumes centred data; with the data's mean :math:`\mu` (``data_mean``) every
+  :math:`\tilde x` above reads :math:`\tilde x - \mu` and :math:`\hat x_0` gains
+  :math:`\mu`: :math:`\hat x_0 = \mu + c_{skip}(\tilde x - \mu) + c_{out}F(c_{in}(\tilde x
+  - \mu), t)`, so that with :math:`F = 0` it is the exact denoiser of :math:`N(\mu, s_d^2 I)`
+  at every noise level, not of :math:`N(0, s_d^2 I)`.
 
 The last three are trained in their own units (:attr:`Parametrisation.own_units`): the simple
 loss :math:`\|\hat y - y\|^2` of their papers, which is the noise-unit loss reweighted (for
@@ -35,6 +40,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from zoo.sdes import SDE
 
@@ -44,10 +50,12 @@ __all__ = ["NAMES", "Parametrisation", "get"]
 @dataclasses.dataclass(frozen=True)
 class Parametrisation:
     """What a network's output means (``name``, one of :data:`NAMES`); ``sigma_data``:
-    :math:`s_d` of ``edm``, unused by the others."""
+    :math:`s_d` of ``edm``, unused by the others; ``data_mean``: :math:`\\mu` of ``edm``, a
+    number or a nested tuple of the example's shape (``None``: 0)."""
 
     name: str = "eps"
     sigma_data: float | None = None
+    data_mean: float | tuple | None = None
 
     def __post_init__(self):
         if self.name not in NAMES:
@@ -62,6 +70,23 @@ class Parametrisation:
             isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) and s > 0
         ):
             raise ValueError(f"sigma_data must be a finite number > 0, got {s!r}")
+        if self.data_mean is not None:
+            if self.name != "edm":
+                raise ValueError(
+                    f"data_mean is the data's mean under predict='edm', got predict={self.name!r}"
+                )
+            try:
+                mean = np.asarray(self.data_mean, dtype=np.float64)
+            except (TypeError, ValueError):
+                mean = np.array(np.nan)
+            if mean.size == 0 or not np.all(np.isfinite(mean)):
+                raise ValueError(
+                    "data_mean must be a finite number or a nested tuple of finite numbers "
+                    f"(the example's shape), got {self.data_mean!r}"
+                )
+
+    def _mean(self, x: jax.Array) -> jax.Array | float:
+        return 0.0 if self.data_mean is None else jnp.asarray(self.data_mean, x.dtype)
 
     @property
     def x0_without_signal(self) -> bool:
@@ -92,7 +117,7 @@ class Parametrisation:
         if self.name != "edm":
             return x
         inv_alpha, _, _, c_in = self.edm_coefficients(sde, t)
-        return c_in * inv_alpha * x
+        return c_in * (inv_alpha * x - self._mean(x))
 
     def to_eps(self, sde: SDE, x: jax.Array, t: jax.Array, out: jax.Array) -> jax.Array:
         """The noise :math:`\\hat\\epsilon` that the output ``out`` at ``x, t`` means."""
@@ -109,7 +134,8 @@ class Parametrisation:
             r2 = alpha**2 + sigma**2
             return (alpha * jnp.sqrt(r2) * out + sigma * x) / r2
         inv_alpha, c_skip, c_out, _ = self.edm_coefficients(sde, t)
-        return sde.eps_from_x0(x, c_skip * inv_alpha * x + c_out * out, t)
+        mu = self._mean(x)
+        return sde.eps_from_x0(x, mu + c_skip * (inv_alpha * x - mu) + c_out * out, t)
 
     def to_x0(self, sde: SDE, x: jax.Array, t: jax.Array, out: jax.Array) -> jax.Array:
         """The data :math:`\\hat x_0` that the output ``out`` at ``x, t`` means. From
@@ -144,13 +170,15 @@ class Parametrisation:
         if self.name == "v":
             return (alpha * eps - sigma * x0) * jax.lax.rsqrt(alpha**2 + sigma**2)
         inv_alpha, c_skip, c_out, _ = self.edm_coefficients(sde, t)
-        x = alpha * x0 + sigma * eps
-        return (x0 - c_skip * inv_alpha * x) / c_out
+        x, mu = alpha * x0 + sigma * eps, self._mean(x0)
+        return (x0 - mu - c_skip * (inv_alpha * x - mu)) / c_out
 
 
 NAMES = ("eps", "score", "x0", "v", "velocity", "edm")
 
 
-def get(name: str, sigma_data: float | None = None) -> Parametrisation:
+def get(
+    name: str, sigma_data: float | None = None, data_mean: float | tuple | None = None
+) -> Parametrisation:
     """The parametrisation ``name`` (checked)."""
-    return Parametrisation(name, sigma_data)
+    return Parametrisation(name, sigma_data, data_mean)

@@ -92,9 +92,11 @@ class Family:
         event_shape: tuple[int, ...] | None = None,
         predict: str | None = None,
         sigma_data: float | None = None,
+        data_mean: float | tuple | None = None,
     ) -> Model:
         """:func:`zoo.transform` of this family over ``net`` (and ``process``, ``predict`` in
-        place of the family's; ``sigma_data``, the data's std, for ``predict="edm"``). Besides
+        place of the family's; ``sigma_data`` and ``data_mean``, the data's std and mean, for
+        ``predict="edm"``). Besides
         the process and ``net``, the config names only the settings that differ from the
         model's defaults, so that equal models have equal configs (the benchmark's cache keys
         hash them)."""
@@ -110,6 +112,8 @@ class Family:
             config["predict"] = predict
         if sigma_data is not None:  # predict="edm" without it: the model names what is missing
             config["sigma_data"] = sigma_data
+        if data_mean is not None:
+            config["data_mean"] = data_mean
         if self.weighting is not models.Weighting.SIMPLE:
             config["weighting"] = self.weighting
         if self.time_sampling is not models.TimeSampling.UNIFORM:
@@ -223,7 +227,8 @@ FAMILY_TABLE: Mapping[str, Family] = types.MappingProxyType(
 FAMILIES = tuple(_FAMILIES)
 LIKELIHOOD_WEIGHTED = tuple(name for name in FAMILY_TABLE if name.endswith("-lw"))
 #: ``"<family>-v"`` and ``"<family>-edm"``: each diffusion family with the network predicting
-#: ``v`` or under EDM's preconditioning (its ``sigma_data`` the training data's std)
+#: ``v`` or under EDM's preconditioning (its ``sigma_data`` and ``data_mean`` the training
+#: data's)
 PARAMETRISED = tuple(
     n for n in FAMILY_TABLE if n.endswith(tuple(f"-{p}" for p in PARAMETRISATIONS))
 )
@@ -275,12 +280,21 @@ class Preset:
         return self.model.sample(params, key, (n,), sampler or self.sampler)
 
 
-def _sigma_data(family: Family, data) -> dict:
-    """``{"sigma_data": s}`` for an ``edm`` family: the std of ``data``'s training set over
-    every coordinate, to 3 significant digits (a stable config key); else ``{}``."""
+def _edm_statistics(family: Family, data) -> dict:
+    """``{"sigma_data": s, "data_mean": mu}`` for an ``edm`` family: the mean of ``data``'s
+    training set per coordinate (a nested tuple of the example's shape) and its std about
+    that mean over every coordinate, :math:`s^2` the mean of the coordinates' variances,
+    each to 3 significant digits (a stable config key); else ``{}``."""
     if family.predict != "edm":
         return {}
-    return {"sigma_data": float(f"{float(np.std(np.asarray(data.train_set()))):.3g}")}
+    x = np.asarray(data.train_set(), dtype=np.float64)
+    mean = np.vectorize(lambda v: float(f"{v:.3g}"))(x.mean(axis=0))
+    sigma = float(f"{float(np.sqrt(np.mean(x.var(axis=0)))):.3g}")
+    return {"sigma_data": sigma, "data_mean": _nested_tuple(mean)}
+
+
+def _nested_tuple(a: np.ndarray) -> tuple:
+    return tuple(_nested_tuple(row) if row.ndim else float(row) for row in a)
 
 
 def _check_family(family: str, allowed: tuple[str, ...]) -> Family:
@@ -340,7 +354,9 @@ def toy(
     shape = {} if event_shape == (2,) else {"event_shape": event_shape}
     return Preset(
         name=f"toy/{family}",
-        model=entry.transform(TOY_NET if net is None else net, **shape, **_sigma_data(entry, data)),
+        model=entry.transform(
+            TOY_NET if net is None else net, **shape, **_edm_statistics(entry, data)
+        ),
         data=data,
         steps=steps,
         batch_size=256,
@@ -414,7 +430,7 @@ def digits(family: str, net: Callable | None = None, steps: int = 20_000) -> Pre
         model=entry.transform(
             UNet if net is None else net,
             event_shape=images.Digits.event_shape,
-            **_sigma_data(entry, images.digits()),
+            **_edm_statistics(entry, images.digits()),
         ),
         data=images.digits(),
         steps=steps,
