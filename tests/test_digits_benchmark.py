@@ -20,8 +20,8 @@ TINY = [
     "--steps=2",
     "--samplers=default,ddim-10",
     "--samples=10",
-    "--channels=8",
     "--nll-images=2",
+    "--net=tests.user_net:one_level_unet",
 ]
 
 

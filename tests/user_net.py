@@ -52,3 +52,11 @@ def raising_net_factory():
         raise KeyError("time_embedding")
 
     return net
+
+
+def one_level_unet():
+    """The zoo's UNet at one resolution and 8 channels: the digits harness's tests compile it
+    in about half the time of the two-level default."""
+    from zoo.nets import UNet
+
+    return UNet(channels=8, channel_mults=(1,), groups=4, dropout=0.0)
