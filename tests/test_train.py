@@ -123,7 +123,8 @@ def test_run_axis_is_sharded_over_devices():
     ).replace("**FIT", ", ".join(f"{k}={v}" for k, v in FIT.items()))
     env = {
         **os.environ,
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+        # the session's compiler flags (tests/conftest.py) and four devices
+        "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4",
         "JAX_PLATFORMS": "cpu",
     }
     out = subprocess.run(
