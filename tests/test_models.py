@@ -61,8 +61,9 @@ def test_family_learns_the_nine_gaussians(family):
         dict(predict="v"),
         dict(predict="edm", sigma_data=1.6, time_sampling="edm"),
         dict(predict="edm", sigma_data=1.6, time_sampling="edm", time_input="c_noise"),
+        dict(predict="edm", sigma_data=1.6, weighting="likelihood", time_sampling="importance"),
     ],
-    ids=lambda c: "-".join([c["predict"], *([c["time_input"]] if "time_input" in c else [])]),
+    ids=lambda c: "-".join([c["predict"], *(c[k] for k in ("time_input", "weighting") if k in c)]),
 )
 def test_other_parametrisations_train(config):
     model = zoo.transform(zoo.ScoreSDE, sde=sdes.VP(), **config)

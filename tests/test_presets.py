@@ -50,25 +50,28 @@ def _assert_builds(preset, expected):
 
 def _variant_of(name: str) -> tuple[str, dict]:
     """The base family of a table entry and the config keys its suffix changes."""
-    base, _, suffix = name.partition("-")
+    base, *suffixes = name.split("-")
     changes = {
-        "": {},
         "lw": {"weighting": "likelihood", "time_sampling": "importance"},
         "v": {"predict": "v"},
         "edm": {"predict": "edm"},
     }
-    return base, changes[suffix]
+    return base, {k: v for suffix in suffixes for k, v in changes[suffix].items()}
 
 
 def test_the_family_names():
     assert presets.FAMILIES == ("ddpm", "ncsn", "vp", "subvp", "ve", "flow")
-    assert presets.LIKELIHOOD_WEIGHTED == ("vp-lw", "subvp-lw", "ve-lw")
+    sdes_ = ("vp", "subvp", "ve")
+    assert presets.LIKELIHOOD_WEIGHTED == tuple(f"{f}-lw" for f in sdes_) + tuple(
+        f"{f}-{p}-lw" for f in sdes_ for p in ("v", "edm")
+    )
     assert presets.CASE_STUDY_FAMILIES == ("ddpm", "ncsn", "subvp")
     assert presets.PARAMETRISED == tuple(
         f"{f}-{p}" for f in ("ddpm", "ncsn", "vp", "subvp", "ve") for p in ("v", "edm")
     )
+    lw = presets.LIKELIHOOD_WEIGHTED
     assert tuple(presets.FAMILY_TABLE) == (
-        presets.FAMILIES + presets.LIKELIHOOD_WEIGHTED + presets.PARAMETRISED
+        presets.FAMILIES + lw[:3] + presets.PARAMETRISED + lw[3:]
     )
     assert isinstance(presets.FAMILY_TABLE, types.MappingProxyType)  # read-only
 

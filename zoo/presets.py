@@ -201,12 +201,19 @@ def _likelihood_weighted(family: Family) -> Family:
     )
 
 
-#: Every family by name: the six of ``FAMILIES``, then ``"<family>-lw"``, the likelihood-
-#: weighted version of each score SDE (importance sampling of t needs a continuum; flow
-#: matching's loss is its own).
 #: The parametrisations offered beside each diffusion family's noise prediction
 #: (:mod:`zoo.parametrisations`), as the families ``"<family>-<predict>"``.
 PARAMETRISATIONS = ("v", "edm")
+
+
+def _parametrised(family: Family, predict: str) -> Family:
+    return dataclasses.replace(family, predict=predict, case_study=None)
+
+
+#: Every family by name: the six of ``FAMILIES``; ``"<family>-lw"``, the likelihood-weighted
+#: version of each score SDE (importance sampling of t needs a continuum; flow matching's loss
+#: is its own); ``"<family>-<predict>"``, each diffusion family with another parametrisation;
+#: and ``"<family>-<predict>-lw"``, each score SDE with both.
 
 FAMILY_TABLE: Mapping[str, Family] = types.MappingProxyType(
     {
@@ -217,14 +224,22 @@ FAMILY_TABLE: Mapping[str, Family] = types.MappingProxyType(
             if family.model is models.ScoreSDE
         },
         **{
-            f"{name}-{predict}": dataclasses.replace(family, predict=predict, case_study=None)
+            f"{name}-{predict}": _parametrised(family, predict)
             for name, family in _FAMILIES.items()
             if family.model is not models.FlowMatching
+            for predict in PARAMETRISATIONS
+        },
+        **{
+            f"{name}-{predict}-lw": _likelihood_weighted(_parametrised(family, predict))
+            for name, family in _FAMILIES.items()
+            if family.model is models.ScoreSDE
             for predict in PARAMETRISATIONS
         },
     }
 )
 FAMILIES = tuple(_FAMILIES)
+#: ``"<family>-lw"`` and ``"<family>-<predict>-lw"``: the score SDEs trained with the
+#: likelihood weighting
 LIKELIHOOD_WEIGHTED = tuple(name for name in FAMILY_TABLE if name.endswith("-lw"))
 #: ``"<family>-v"`` and ``"<family>-edm"``: each diffusion family with the network predicting
 #: ``v`` or under EDM's preconditioning (its ``sigma_data`` and ``data_mean`` the training

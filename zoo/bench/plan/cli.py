@@ -206,9 +206,10 @@ VALUED = {
         "LIST",
         None,
         f"comma-separated families from {', '.join(FAMILIES)}; "
-        f"{', '.join(LIKELIHOOD_WEIGHTED)}: the SDE families trained with the likelihood "
+        "<family>-lw (vp, subvp, ve): the SDE families trained with the likelihood "
         "weighting and importance-sampled t (toys only); <family>-v, <family>-edm: the "
-        "network predicting v or under EDM's preconditioning (e.g. vp-edm); "
+        "network predicting v or under EDM's preconditioning (e.g. vp-edm); both: "
+        "<family>-v-lw, <family>-edm-lw; "
         f"{digits.WRITEUP}: the MNIST "
         "write-up's T=200 DDPM (zoo.presets.mnist_writeup; digits only)",
     ),
