@@ -2,6 +2,7 @@
 data itself, the tables on a frame whose answers are known, and the command end to end on a
 small budget, with a sampler that does not apply."""
 
+import json
 import math
 
 import jax
@@ -62,6 +63,13 @@ def test_a_run_skips_what_does_not_apply_and_its_tables_are_written_again(tmp_pa
     (out / "frontier.md").unlink()
     frontier.main(["--out", str(out), "--tables"])
     assert (out / "frontier.md").read_text() == table
+    # config.toml reruns the folder: the same cells, value for value
+    first = (out / "frontier.csv").read_bytes()
+    assert json.loads((out / "summary.json").read_text())["command"].startswith(
+        "zoo-bench frontier --out"
+    )
+    assert frontier.main(["--config", str(out / "config.toml")]) == 0
+    assert (out / "frontier.csv").read_bytes() == first
 
 
 def test_tables_without_a_csv_is_one_line(tmp_path, capsys):

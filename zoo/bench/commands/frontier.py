@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -44,12 +42,11 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-import zoo
 from zoo import data as data_lib
 from zoo import grids, metrics, presets
 from zoo.bench import cache
 from zoo.bench.commands import entry
-from zoo.bench.plan import cli, limits, named_samplers, parsing
+from zoo.bench.plan import cli, config_file, limits, named_samplers, parsing
 from zoo.bench.plan.parsing import UsageError
 from zoo.bench.report import figures, output
 
@@ -262,7 +259,7 @@ def table(frame: pd.DataFrame) -> str:
 
 
 def parser() -> parsing.Parser:
-    p = parsing.command("frontier", __doc__.split("\n\n")[0])
+    p = parsing.command("frontier", __doc__.split("\n\n")[0], rerun=True)
     p.add_argument("--out", type=Path, default=Path("results/frontier"), help="output folder")
     p.add_argument("--processes", type=cli.names(presets.FAMILIES, "process"),
                    default=presets.FAMILIES, help="families whose toy process to use")  # fmt: skip
@@ -279,6 +276,7 @@ def parser() -> parsing.Parser:
         "--tables", action="store_true",
         help="only write frontier.md and the figures again from --out's frontier.csv",
     )  # fmt: skip
+    p.modes = ("tables",)
     return p
 
 
@@ -313,21 +311,14 @@ def main(argv: list[str] | None = None) -> None:
         cache.check_writable(args.out)  # before the run, not after an hour of it
     except OSError as e:
         raise UsageError(f"--out: cannot write to {args.out}: {e.strerror or e}") from None
-    started, commit = time.time(), _commit()
+    started = time.time()
     frame = run(processes, datasets, samplers, budgets, args.samples)
     text = table(frame)
     output.table(args.out, "frontier", frame, text)
     _figures(args.out, frame)
     given = sys.argv[1:] if argv is None else argv
-    summary = {
-        "command": " ".join(["zoo-bench frontier", *given]),
-        "commit": commit,
-        "machine": {"backend": jax.default_backend(), "platform": platform.platform(),
-                    "devices": [str(d) for d in jax.devices()], "zoo": zoo.__version__},
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "wall_s": round(time.time() - started, 1),
-    }  # fmt: skip
-    output.record(args.out / "summary.json", summary)
+    config_file.write_settings(args.out, "frontier", parsing.settings(parser(), given))
+    output.record(args.out / "summary.json", output.run_summary("frontier", given, started))
     print(text)
 
 
@@ -345,15 +336,6 @@ def _figures(out: Path, frame: pd.DataFrame) -> None:
             out / f"frontier_{dataset}.png", means[means.dataset == dataset], dataset,
             PASS_RATIO, PASS_SPREAD,
         )  # fmt: skip
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ import numpy as np
 import zoo
 from zoo import image_metrics, images, presets
 from zoo.bench import cache
-from zoo.bench.plan import limits, named_samplers, parsing
+from zoo.bench.plan import config_file, limits, named_samplers, parsing
 from zoo.bench.plan.cli import at_least, names
 from zoo.bench.plan.digits import PASSES
 from zoo.bench.plan.parsing import UsageError
@@ -112,6 +112,7 @@ def parser() -> parsing.Parser:
         "Train every family class-conditionally on the digits and sweep the "
         "classifier-free guidance scale against the classifier's accuracy on the asked class "
         "and the Frechet distance.",
+        rerun=True,
     )
     p.add_argument("--families", type=names(presets.FAMILIES, "family"),
                    default=presets.FAMILIES, metavar="LIST")  # fmt: skip
@@ -276,7 +277,7 @@ def _figures(out: Path, rows: list[dict], samples: dict, floor_row: dict, args) 
 @parsing.main_of("guidance")
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, run the sweep, write the reports; bad input is one line, exit code 2."""
-    start = time.perf_counter()
+    start, started = time.perf_counter(), time.time()
     args = parse(argv)
     out = Path(args.out)
     try:
@@ -292,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     text = _markdown(rows, floor_row, args)
     output.table(out, "results", pd.DataFrame(rows), text)
     _figures(out, rows, samples, floor_row, args)
+    given = sys.argv[1:] if argv is None else argv
+    if config_file.write_settings(out, "guidance", parsing.settings(parser(), given)):
+        output.record(out / "summary.json", output.run_summary("guidance", given, started))
     print(text)
     print(f"zoo-bench guidance: {len(rows)} rows in {time.perf_counter() - start:.1f} s -> {out}")
     return 0

@@ -36,7 +36,7 @@ import pandas as pd
 import zoo
 from zoo import data, presets, samplers, train
 from zoo.bench import cache
-from zoo.bench.plan import limits, parsing
+from zoo.bench.plan import config_file, limits, parsing
 from zoo.bench.plan.cli import at_least
 from zoo.bench.plan.limits import INT32_MAX
 from zoo.bench.plan.parsing import UsageError
@@ -213,7 +213,7 @@ def sampling_speed(family: str, steps: int, n: int, repeats: int) -> pd.DataFram
 def parser() -> parsing.Parser:
     """The command line of ``zoo-bench speed``; its defaults depend on the backend."""
     on_gpu = jax.default_backend() != "cpu"
-    p = parsing.command("speed", __doc__, keep_layout=True)  # keep the numbered list
+    p = parsing.command("speed", __doc__, keep_layout=True, rerun=True)  # the numbered list kept
     p.add_argument(
         "--train-family", default="ddpm", choices=presets.CASE_STUDY_FAMILIES,
         help="the case study's model trained (ddpm: its MLP, batch 64, adamw 1e-3)",
@@ -272,6 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="zoo-speed-"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    started = time.time()
     date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     head = f"zoo speed on {', '.join(map(str, jax.devices()))} ({jax.default_backend()}), {date}"
     printed = [head + "\n"]  # each part as soon as it is measured, and all of it to --out
@@ -292,6 +293,9 @@ def main(argv: list[str] | None = None) -> None:
         print(printed[-1])
     if args.out is not None:
         save(args.out, "\n".join(printed), tables)
+        given = sys.argv[1:] if argv is None else argv
+        if config_file.write_settings(args.out, "speed", parsing.settings(parser(), given)):
+            output.record(args.out / "summary.json", output.run_summary("speed", given, started))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from zoo.bench.plan.profiles import Config
 
-__all__ = ["NAME", "UNSAVED", "dumps", "read", "render", "write"]
+__all__ = ["NAME", "UNSAVED", "dumps", "read", "render", "write", "write_settings"]
 
 NAME = "config.toml"
 #: Config fields not in the file: the output folder is the one that holds it
@@ -103,6 +103,29 @@ def write(config: Config, folder: Path) -> Path:
 
     path = Path(folder) / NAME
     cache.write_bytes(path, render(config).encode())
+    return path
+
+
+def write_settings(folder: Path, command: str, settings: dict[str, str | bool]) -> Path | None:
+    """Write ``folder/config.toml`` for ``zoo-bench <command>``: ``settings`` (from
+    :func:`zoo.bench.plan.parsing.settings`, each flag's value as given on the command line,
+    which ``--config`` gives back to the same checks) and the versions; returns its path. A
+    folder that holds another command's ``config.toml`` keeps it, and ``None`` is returned:
+    ``zoo-bench gpu`` runs the speed benchmark into the comparison's folder."""
+    from zoo.bench import cache
+
+    path = Path(folder) / NAME
+    if path.is_file() and not path.read_text().startswith(f"# zoo-bench {command} settings"):
+        return None
+    header = [
+        f"# zoo-bench {command} settings of this results folder. `zoo-bench {command} --config",
+        "# <this file>` runs them again into the folder that holds it (or --out); a flag given",
+        "# beside --config overrides the setting of the same name. Each value is the flag's",
+        "# text as it would be typed.",
+    ]
+    note = "# For information only: what this folder was made with (a rerun does not check it)."
+    text = "\n".join([*header, dumps(settings), note]) + dumps({}, {"versions": _versions()})
+    cache.write_bytes(path, text.encode())
     return path
 
 

@@ -5,13 +5,17 @@ its Markdown beside it, a text, a JSON record."""
 from __future__ import annotations
 
 import json
+import platform
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 
 from zoo.bench import cache
 
-__all__ = ["record", "table", "text"]
+__all__ = ["commit", "record", "run_summary", "table", "text"]
 
 
 def table(out: Path, stem: str, frame: pd.DataFrame, markdown: str | None = None) -> None:
@@ -30,3 +34,38 @@ def text(path: Path, content: str) -> None:
 def record(path: Path, obj) -> None:
     """``obj`` as indented JSON into ``path``."""
     text(path, json.dumps(obj, indent=1) + "\n")
+
+
+def commit() -> str:
+    """The short hash of the checkout's ``HEAD``, or ``"unknown"`` outside a git checkout."""
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run_summary(command: str, argv: list[str] | None, started: float, **extra) -> dict:
+    """What ``summary.json`` says of a command's run: its command line (``zoo-bench
+    <command>`` and ``argv``, ``sys.argv[1:]`` when ``None``), the checkout's commit, the
+    machine, the date it started (``started``, ``time.time()``), its wall time, and
+    ``extra``."""
+    import jax
+
+    import zoo
+
+    given = sys.argv[1:] if argv is None else argv
+    return {
+        "command": " ".join([f"zoo-bench {command}", *given]),
+        "commit": commit(),
+        "machine": {
+            "backend": jax.default_backend(),
+            "platform": platform.platform(),
+            "devices": [str(d) for d in jax.devices()],
+            "zoo": zoo.__version__,
+        },
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "wall_s": round(time.time() - started, 1),
+        **extra,
+    }
