@@ -22,12 +22,17 @@ def test_the_committed_table_is_what_the_committed_folders_give():
     assert f"{summarize.BEGIN}\n{text}{summarize.END}" in readme
 
 
-def _folders(root: Path, vp: float, ve: float, seeds=(0, 1, 2), diverged: bool = False) -> Path:
+def _folders(
+    root: Path, vp: float, ve: float, seeds=(0, 1, 2), diverged: bool = False, edm=None
+) -> Path:
     """Toy folders: VP and VE with sliced W2 = ``vp`` and ``ve`` times the floor (a small
-    seed-to-seed spread), a DDIM and the own sampler each; VE's steps reach the floor first."""
+    seed-to-seed spread), a DDIM and the own sampler each, and in the second comparison
+    folder VE under EDM's preconditioning at ``edm`` (default: ``ve + 1``); VE's steps reach
+    the floor first."""
     rng = np.random.default_rng(0)
     rows, steps = [], []
-    for family, level in (("vp", vp), ("ve", ve)):
+    levels = (("vp", vp), ("ve", ve), ("ve-edm", ve + 1 if edm is None else edm))
+    for family, level in levels:
         for dataset in DATASETS:
             for seed in seeds:
                 for sampler, nfe in (("default", 1000), ("ddim-10", 10)):
@@ -37,7 +42,7 @@ def _folders(root: Path, vp: float, ve: float, seeds=(0, 1, 2), diverged: bool =
                         "excess_nll": level / 10, "nfe": nfe, "train_s": 60.0, "train_runs": 6,
                         "sample_s": 0.5,
                     })  # fmt: skip
-                for step in (1000, 2000):
+                for step in (1000, 2000) if family != "ve-edm" else ():
                     ratio = 1.2 if (family == "ve" or step == 2000) else 3.0
                     steps.append({"family": family, "dataset": dataset, "seed": seed, "step": step,
                                   "status": "ok", "sliced_w2": ratio})  # fmt: skip
@@ -46,8 +51,11 @@ def _folders(root: Path, vp: float, ve: float, seeds=(0, 1, 2), diverged: bool =
     floor = pd.DataFrame({"dataset": list(DATASETS) * 2, "sliced_w2": 1.0})
     results = root / "results"
     machine = '{"machine": {"backend": "cpu", "jax": "0"}}'
+    rows = pd.DataFrame(rows)
+    edm_rows = rows.family == "ve-edm"
     for folder, frames in {
-        summarize.SAMPLES: {"results.csv": pd.DataFrame(rows), "noise_floor.csv": floor},
+        summarize.SAMPLES[0]: {"results.csv": rows[~edm_rows], "noise_floor.csv": floor},
+        summarize.SAMPLES[1]: {"results.csv": rows[edm_rows], "noise_floor.csv": floor},
         summarize.STEPS[0]: {"steps.csv": pd.DataFrame(steps), "noise_floor.csv": floor},
         summarize.STEPS[1]: {"steps.csv": pd.DataFrame(steps[:0], columns=list(steps[0]))},
         summarize.DIGITS: {
@@ -83,6 +91,19 @@ def test_a_lead_beyond_the_seeds_noise_is_ahead_and_one_inside_it_a_tie(tmp_path
     assert close["best samples at any NFE"].call == "tie"
 
 
+def test_a_parametrisation_competes_and_its_runner_up_is_another_family(tmp_path):
+    rows = _rows(_folders(tmp_path, vp=1.5, ve=1.3, edm=1.05))
+    best = rows["best samples at any NFE"]
+    assert best.winner.startswith("VE SDE (predicts edm), its own sampler")
+    assert best.runner_up.startswith("VP SDE (predicts eps)")  # not VE's own eps
+    assert best.folder == summarize.SAMPLES[1] and best.call == "ahead"
+    # the two folders must judge against the same true samples
+    floor = tmp_path / "results" / summarize.SAMPLES[1] / "noise_floor.csv"
+    pd.DataFrame({"dataset": list(DATASETS), "sliced_w2": 2.0}).to_csv(floor, index=False)
+    with pytest.raises(summarize.UsageError, match="noise floors are not"):
+        summarize.answers(tmp_path / "results")
+
+
 def test_a_setting_with_a_failed_cell_is_not_ranked(tmp_path):
     rows = _rows(_folders(tmp_path, vp=1.0, ve=1.5, diverged=True))
     # VP's own sampler would win; with one cell diverged its DDIM stands for it
@@ -100,7 +121,7 @@ def test_one_seed_is_not_tested(tmp_path):
 def test_a_missing_folder_or_readme_marker_is_one_line(tmp_path, capsys):
     assert zoo_bench(["summarize", f"--results={tmp_path}"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and summarize.SAMPLES in err
+    assert err.count("\n") == 1 and summarize.SAMPLES[0] in err
     results = _folders(tmp_path, vp=1.5, ve=1.1)
     readme = tmp_path / "README.md"
     readme.write_text("# no markers\n")

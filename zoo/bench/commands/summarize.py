@@ -4,8 +4,10 @@ results folders (never copied by hand), as the Markdown table the README opens w
 Each row answers one question from one folder:
 
 - **samples at <= 10 NFE, at <= 50 NFE, and at any NFE** (``cpu-standard-six``: six families,
-  six datasets, three seeds): the (family, sampler) with the lowest sliced W2 over the noise
-  floor. A setting's score for one seed is the mean over the datasets of
+  six datasets, three seeds; and ``cpu-standard-edm``: the five diffusion families under EDM's
+  preconditioning on the same datasets, seeds, held-out points and floors, sampled by their
+  own samplers and UniPC at 10 NFE): the (family, sampler) with the lowest sliced W2 over the
+  noise floor. A setting's score for one seed is the mean over the datasets of
   :math:`W_{sliced} / \bar f_d`, with :math:`\bar f_d` the mean of dataset :math:`d`'s floor
   repeats (1 is the floor); a setting enters only with every dataset and seed ``ok``. At
   "any NFE" each family has its own sampler (1,000 evaluations or more), beside the fast ones.
@@ -17,7 +19,8 @@ Each row answers one question from one folder:
 - **images**: the lowest Frechet distance of the digit classifier's features on the 8x8 digits
   (``digits-cpu-10k``, one seed, each family's own sampler).
 
-The runner-up is the best setting of another family. With seeds on both sides, Welch's t test
+The runner-up is the best setting of another family (another process: ``vp-edm`` is VP's
+family, as ``vp`` is). With seeds on both sides, Welch's t test
 on the per-seed scores (:func:`zoo.quality.compare`, level 0.05) calls the winner ``ahead`` or
 the two a ``tie``; the margin is the runner-up's mean less the winner's, with the standard
 error of that difference. The cost is the winner's median training seconds per run (a fused
@@ -46,7 +49,7 @@ from zoo.bench.plan.parsing import UsageError
 
 __all__ = ["Answer", "answers", "main", "parser", "table"]
 
-SAMPLES = "cpu-standard-six"
+SAMPLES = ("cpu-standard-six", "cpu-standard-edm")
 STEPS = ("cpu-16k-why", "cpu-16k-why-flow")
 DIGITS = "digits-cpu-10k"
 #: the step curves' threshold: a seed mean within this factor of the floor's mean
@@ -75,7 +78,7 @@ def _read(results: Path, folder: str, name: str) -> pd.DataFrame:
     if not path.is_file():
         raise UsageError(
             f"results: {path} is missing (the folders the table reads: "
-            f"{', '.join([SAMPLES, *STEPS, DIGITS])})"
+            f"{', '.join([*SAMPLES, *STEPS, DIGITS])})"
         )
     return pd.read_csv(path)
 
@@ -147,12 +150,35 @@ def _cost(rows: pd.DataFrame, family: str, sampler: str) -> tuple[str, str]:
     return f"train {train:.0f} s/run", f"sample {part.sample_s.median():.2g} s/cell"
 
 
+def _family(family: str) -> str:
+    """The family a table entry belongs to, whatever its network predicts or its weighting:
+    its display label (``vp`` and ``vp-edm`` are both the VP SDE)."""
+    return presets.FAMILY_TABLE[family].label
+
+
+def _comparison(results: Path) -> pd.DataFrame:
+    """The rows of the :data:`SAMPLES` folders with each cell's ``ratio`` to its floor and the
+    ``folder`` it comes from; one line if their floors differ (not the same comparison)."""
+    floors = [_read(results, f, "noise_floor.csv").groupby("dataset").sliced_w2.mean()
+              for f in SAMPLES]  # fmt: skip
+    for folder, floor in zip(SAMPLES[1:], floors[1:], strict=True):
+        shared = floor.index.intersection(floors[0].index)
+        if len(shared) < len(floor) or not np.allclose(floor[shared], floors[0][shared]):
+            raise UsageError(
+                f"results: {folder}'s noise floors are not {SAMPLES[0]}'s; the table compares "
+                "runs judged against the same true samples only"
+            )
+    rows = pd.concat(
+        [_read(results, f, "results.csv").assign(folder=f) for f in SAMPLES], ignore_index=True
+    )
+    return rows.assign(ratio=rows.sliced_w2 / rows.dataset.map(floors[0]))
+
+
 def _sample_answers(results: Path) -> list[Answer]:
-    rows = _read(results, SAMPLES, "results.csv")
-    floor = _read(results, SAMPLES, "noise_floor.csv").groupby("dataset").sliced_w2.mean()
-    rows = rows.assign(ratio=rows.sliced_w2 / rows.dataset.map(floor))
+    rows = _comparison(results)
     nfe = rows.groupby(["family", "sampler"]).nfe.max()
-    machine = _machine(results, SAMPLES)
+    where = rows.groupby("family").folder.first()
+    machine = _machine(results, SAMPLES[0])
     every = _scores(rows, "ratio")
     out = []
     for question, budget in (
@@ -163,8 +189,11 @@ def _sample_answers(results: Path) -> list[Answer]:
         scores = {k: v for k, v in every.items() if budget is None or nfe[k] <= budget}
         winner = _best(scores)
         if winner is None:
-            raise UsageError(f"results: no setting of {SAMPLES} has every cell ok for {question}")
-        runner_up = _best(scores, [f for f in dict.fromkeys(rows.family) if f != winner[0]])
+            raise UsageError(
+                f"results: no setting of {', '.join(SAMPLES)} has every cell ok for {question}"
+            )
+        others = [f for f in dict.fromkeys(rows.family) if _family(f) != _family(winner[0])]
+        runner_up = _best(scores, others)
         margin, call = _margin(scores, winner, runner_up, 2)
         other = "-"
         if runner_up is not None:
@@ -172,21 +201,22 @@ def _sample_answers(results: Path) -> list[Answer]:
         value = f"sliced W2 {scores[winner].mean():.2f}x the floor"
         cost = ", ".join(_cost(rows, *winner)) + f" on {machine}"
         setting = _setting(*winner, nfe[winner])
-        out.append(Answer(question, setting, value, other, margin, call, cost, SAMPLES))
+        out.append(Answer(question, setting, value, other, margin, call, cost, where[winner[0]]))
     own = rows[rows.sampler == "default"]
     scores = _scores(own, "excess_nll")
     winner = _best(scores)
     if winner is None:
-        raise UsageError(f"results: no family of {SAMPLES} has every likelihood cell ok")
-    runner_up = _best(scores, [f for f, _ in scores if f != winner[0]])
+        raise UsageError(f"results: no family of {', '.join(SAMPLES)} has every likelihood cell ok")
+    runner_up = _best(scores, [f for f, _ in scores if _family(f) != _family(winner[0])])
     margin, call = _margin(scores, winner, runner_up, 3)
     other = "-"
     if runner_up is not None:
-        other = f"{presets.FAMILY_TABLE[runner_up[0]].label}: {scores[runner_up].mean():.3f}"
+        other = f"{_model(runner_up[0])}: {scores[runner_up].mean():.3f}"
     value = f"excess NLL {scores[winner].mean():.3f} nats"
     cost = f"{_cost(rows, *winner)[0]} on {machine}"
+    folder = where[winner[0]]
     out.append(
-        Answer("best likelihood", _model(winner[0]), value, other, margin, call, cost, SAMPLES)
+        Answer("best likelihood", _model(winner[0]), value, other, margin, call, cost, folder)
     )
     return out
 
