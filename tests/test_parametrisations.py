@@ -169,6 +169,7 @@ def test_edm_times_are_log_normal_in_the_noise():
         (dict(predict="eps", data_mean=1.0), "data_mean is the data's mean under predict='edm'"),
         (dict(predict="edm", sigma_data=1.0, data_mean=(0.0, float("nan"))), "data_mean must be"),
         (dict(predict="edm", sigma_data=1.0, data_mean="zero"), "data_mean must be"),
+        (dict(predict="edm", sigma_data=1.0, data_mean=(0.0, 0.0, 0.0)), r"shaped like one"),
         (dict(weighting="edm"), "weighting='edm' needs sigma_data"),
         (dict(weighting="karras"), "weighting must be one of"),
         (dict(time_sampling="edm", p_std=0.0), "p_std must be > 0"),

@@ -216,6 +216,15 @@ class DiffusionModel(hk.Module):
         self.coupling = coupling
         self.sde = sde
         self.event_shape = tuple(int(d) for d in event_shape)
+        try:  # else a broadcasting error from inside the traced loss, naming neither
+            fits = np.broadcast_shapes(np.shape(data_mean), self.event_shape) == self.event_shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"data_mean must be a number or shaped like one example {self.event_shape}, "
+                f"got shape {np.shape(data_mean)}"
+            )
         self.weighting = weighting
         self.num_classes = num_classes
         self.p_uncond = float(p_uncond)

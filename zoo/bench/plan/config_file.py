@@ -19,11 +19,12 @@ import tomllib
 from importlib import metadata
 from pathlib import Path
 
+from zoo.bench.plan import parsing
 from zoo.bench.plan.profiles import Config
 
 __all__ = ["NAME", "UNSAVED", "dumps", "read", "render", "write", "write_settings"]
 
-NAME = "config.toml"
+NAME = parsing.CONFIG
 #: Config fields not in the file: the output folder is the one that holds it
 UNSAVED = ("out",)
 #: what a setting left as ``None`` means, for the file's comments
