@@ -6,7 +6,8 @@ programs: the two xdist workers, the subprocesses of the distributed and speed t
 notebook kernels. A persistent cache in a fresh temporary folder, shared by all of them
 through the environment (set before xdist starts its workers), compiles each program once
 per session. The folder starts empty, so no run depends on an earlier one, and is removed at
-the end. A ``JAX_COMPILATION_CACHE_DIR`` already set is left alone.
+the end. A ``JAX_COMPILATION_CACHE_DIR`` already set is left alone. The zoo's own cache
+(``ZOO_CACHE_DIR``: the digit classifier, trained in seconds) is a folder inside it.
 
 The tests also compile with LLVM at optimisation level 1 instead of XLA's default 2
 (``--xla_backend_optimization_level``; XLA's own HLO passes are the same): on this project's
@@ -32,6 +33,7 @@ import sys
 import tempfile
 
 _CACHE = "JAX_COMPILATION_CACHE_DIR"
+_ZOO_CACHE = "ZOO_CACHE_DIR"
 _FLAGS = ("--xla_backend_optimization_level=1", "--xla_llvm_disable_expensive_passes=true")
 SLOWEST_FIRST = (
     "test_notebooks.py",
@@ -48,6 +50,7 @@ SLOWEST_FIRST = (
 
 def pytest_configure(config):
     if hasattr(config, "workerinput"):
+        _own_cpus(config.workerinput)
         return  # an xdist worker: it inherited the environment set below
     # the order of pytest_collection_modifyitems, not xdist's by number of tests
     if hasattr(config.option, "loadscopereorder"):
@@ -62,6 +65,8 @@ def pytest_configure(config):
     folder = tempfile.mkdtemp(prefix="zoo-tests-jax-cache-")
     config.zoo_jax_cache = folder
     os.environ[_CACHE] = folder
+    # The digit classifier (zoo.image_metrics), trained once for the session's processes.
+    os.environ.setdefault(_ZOO_CACHE, os.path.join(folder, "zoo"))
     # Every program, however quick to compile: most of the suite's are small.
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
@@ -71,6 +76,15 @@ def pytest_configure(config):
         jax.config.update("jax_compilation_cache_dir", folder)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def _own_cpus(workerinput: dict) -> None:
+    """Worker i of n keeps to every n-th CPU from the i-th (its subprocesses and notebook
+    kernels with it), before JAX sizes its thread pool from the CPUs it may use."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    index, count = int(workerinput["workerid"][2:]), int(workerinput["workercount"])
+    if len(cpus) >= count > 1:
+        os.sched_setaffinity(0, cpus[index::count])
 
 
 def pytest_collection_modifyitems(config, items):
@@ -83,3 +97,5 @@ def pytest_unconfigure(config):
     if folder is not None:
         shutil.rmtree(folder, ignore_errors=True)
         os.environ.pop(_CACHE, None)
+        if os.environ.get(_ZOO_CACHE, "").startswith(folder):
+            os.environ.pop(_ZOO_CACHE)

@@ -125,6 +125,47 @@ def test_held_out_digits_score_at_the_floor(floor):
     assert image_metrics.digit_classifier(DIGITS).test_accuracy > 0.9
 
 
+def test_the_classifier_is_sklearns_mlp_read_by_hand():
+    from sklearn.neural_network import MLPClassifier
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(200, 8, 8, 1)), np.arange(200) % 10
+    mlp = MLPClassifier(hidden_layer_sizes=(16, 8), max_iter=20, random_state=0)
+    mlp.fit(x.reshape(200, -1), y)
+    classifier = image_metrics.DigitClassifier(mlp.coefs_, mlp.intercepts_, 0.0)
+    np.testing.assert_allclose(classifier.probabilities(x), mlp.predict_proba(x.reshape(200, -1)))
+
+
+def test_the_classifier_is_read_from_zoo_cache_dir_and_a_damaged_file_trained_again(
+    tmp_path, monkeypatch
+):
+    classifier = image_metrics.digit_classifier(DIGITS)
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    trained = []
+
+    def train(*args):
+        trained.append(args)
+        return classifier
+
+    monkeypatch.setattr(image_metrics, "_train", train)
+    image_metrics._classifier.cache_clear()
+    try:
+        image_metrics.digit_classifier(DIGITS)  # trained, then written
+        (path,) = (tmp_path / "cache").iterdir()
+        image_metrics._classifier.cache_clear()
+        read = image_metrics.digit_classifier(DIGITS)  # read back: not trained again
+        assert len(trained) == 1 and read.test_accuracy == classifier.test_accuracy
+        x = DIGITS.test_set()[:20]
+        np.testing.assert_array_equal(read.probabilities(x), classifier.probabilities(x))
+        path.write_bytes(path.read_bytes()[:100])
+        image_metrics._classifier.cache_clear()
+        image_metrics.digit_classifier(DIGITS)
+        assert len(trained) == 2 and [p.name for p in path.parent.iterdir()] == [path.name]
+        image_metrics._load(path)  # written whole again
+    finally:
+        image_metrics._classifier.cache_clear()
+
+
 def test_noise_images_are_far_from_the_floor(floor):
     noise = np.clip(np.random.default_rng(0).normal(size=(179, 8, 8, 1)), -1, 1)
     out = image_metrics.evaluate_images(noise, DIGITS)

@@ -2,7 +2,7 @@ r"""Sample-quality metrics for generated digit images, each beside its noise flo
 
 A small classifier trained on the real training digits (:func:`digit_classifier`: an sklearn
 MLP 64 -> 128 -> 64 -> 10, ReLU, fixed seed, about 98% accuracy on the held-out digits,
-trained once per process) gives a feature space (its last hidden layer, 64-D) and class
+trained once per process, or once per machine with ``ZOO_CACHE_DIR`` set) gives a feature space (its last hidden layer, 64-D) and class
 probabilities. For samples
 :math:`x_{1..n}` and the real training images:
 
@@ -39,8 +39,12 @@ probability :math:`p\,w^D`.) The uniform distribution over the levels scores
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
-from typing import Any
+import os
+import tempfile
+import zipfile
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -62,23 +66,27 @@ NUM_CLASSES = 10
 
 
 class DigitClassifier:
-    """A fitted sklearn ``MLPClassifier`` on flattened digits in ``[-1, 1]``, read through
-    ``features`` (the last hidden layer) and ``probabilities``."""
+    """A fitted MLP on flattened digits in ``[-1, 1]`` (its layers' ``weights`` and
+    ``biases``), read through ``features`` (the last hidden layer) and ``probabilities``."""
 
-    def __init__(self, mlp: Any, test_accuracy: float):
-        self.mlp = mlp
+    def __init__(self, weights: list[np.ndarray], biases: list[np.ndarray], test_accuracy: float):
+        self.weights = [np.asarray(w, np.float64) for w in weights]
+        self.biases = [np.asarray(b, np.float64) for b in biases]
         self.test_accuracy = test_accuracy
 
     def features(self, x) -> np.ndarray:
         """Last hidden layer activations ``[n, 64]`` of images ``[n, 8, 8, 1]``."""
         h = _flat(x)
-        for w, b in zip(self.mlp.coefs_[:-1], self.mlp.intercepts_[:-1], strict=True):
-            h = np.maximum(h @ w + b, 0.0)  # the MLP's ReLU layers, as sklearn applies them
+        for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
+            h = np.maximum(h @ w + b, 0.0)  # ReLU layers, as sklearn's MLPClassifier applies them
         return h
 
     def probabilities(self, x) -> np.ndarray:
-        """Class probabilities ``[n, 10]``."""
-        return self.mlp.predict_proba(_flat(x))
+        """Class probabilities ``[n, 10]``: the softmax of the output layer."""
+        logits = self.features(x) @ self.weights[-1] + self.biases[-1]
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return p / p.sum(axis=1, keepdims=True)
 
 
 def _flat(x) -> np.ndarray:
@@ -99,7 +107,9 @@ def _check_images(x, name: str) -> np.ndarray:
 
 def digit_classifier(data: images.Digits | None = None) -> DigitClassifier:
     """The classifier of ``data``'s training digits (default split), trained once per process
-    and split (dequantised or not, the same classifier).
+    and split (dequantised or not, the same classifier); with the environment variable
+    ``ZOO_CACHE_DIR`` set, kept there and read by every later process (a file named by the
+    split, the training settings and the scikit-learn version; a damaged one is trained again).
 
     Inputs are the training images at their bin centres plus one dequantised copy, so
     that continuous samples are read like real digits.
@@ -108,18 +118,58 @@ def digit_classifier(data: images.Digits | None = None) -> DigitClassifier:
     return _classifier(float(data.test_fraction), int(data.seed))
 
 
+#: sklearn's ``MLPClassifier`` settings of :func:`digit_classifier`
+_MLP = dict(hidden_layer_sizes=(128, 64), max_iter=150, random_state=0)
+
+
 @functools.cache
 def _classifier(test_fraction: float, seed: int) -> DigitClassifier:
+    import sklearn
+
+    key = hashlib.sha256(repr((test_fraction, seed, _MLP, sklearn.__version__)).encode())
+    folder = os.environ.get("ZOO_CACHE_DIR")
+    path = Path(folder, f"digit_classifier-{key.hexdigest()[:16]}.npz") if folder else None
+    if path is not None and path.exists():
+        try:
+            return _load(path)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            pass  # damaged: trained again and written over
+    classifier = _train(test_fraction, seed)
+    if path is not None:
+        _save(classifier, path)
+    return classifier
+
+
+def _train(test_fraction: float, seed: int) -> DigitClassifier:
     from sklearn.neural_network import MLPClassifier
 
     data = images.digits(dequantize=True, test_fraction=test_fraction, seed=seed)
     copies = [data.train_images(), data.train_images(jax.random.PRNGKey(1000))]
     x = np.concatenate([_flat(c) for c in copies])
     y = np.tile(data.labels, len(copies))
-    mlp = MLPClassifier(hidden_layer_sizes=(128, 64), max_iter=150, random_state=0)
-    mlp.fit(x, y)
+    mlp = MLPClassifier(**_MLP).fit(x, y)
+    if list(mlp.classes_) != list(range(NUM_CLASSES)) or mlp.out_activation_ != "softmax":
+        raise RuntimeError(f"expected a softmax over the classes 0-9, got {mlp.classes_}")
     accuracy = float(np.mean(mlp.predict(_flat(data.test_set())) == data.test_labels))
-    return DigitClassifier(mlp, accuracy)
+    return DigitClassifier(mlp.coefs_, mlp.intercepts_, accuracy)
+
+
+def _save(classifier: DigitClassifier, path: Path) -> None:
+    """Write atomically: a process reading ``path`` meanwhile sees the whole file or none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {f"w{i}": w for i, w in enumerate(classifier.weights)}
+    arrays |= {f"b{i}": b for i, b in enumerate(classifier.biases)}
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
+        np.savez(f, accuracy=classifier.test_accuracy, **arrays)
+    os.replace(f.name, path)
+
+
+def _load(path: Path) -> DigitClassifier:
+    with np.load(path) as z:
+        layers = sum(name.startswith("w") for name in z.files)
+        weights = [z[f"w{i}"] for i in range(layers)]
+        biases = [z[f"b{i}"] for i in range(layers)]
+        return DigitClassifier(weights, biases, float(z["accuracy"]))
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
