@@ -2,9 +2,9 @@ r"""Sample-quality metrics for generated digit images, each beside its noise flo
 
 A small classifier trained on the real training digits (:func:`digit_classifier`: an sklearn
 MLP 64 -> 128 -> 64 -> 10, ReLU, fixed seed, about 98% accuracy on the held-out digits,
-trained once per process, or once per machine with ``ZOO_CACHE_DIR`` set) gives a feature space (its last hidden layer, 64-D) and class
-probabilities. For samples
-:math:`x_{1..n}` and the real training images:
+trained once per process, or once per machine with ``ZOO_CACHE_DIR`` set) gives a feature
+space (its last hidden layer, 64-D) and class probabilities. For samples :math:`x_{1..n}` and
+the real training images:
 
 - ``frechet``: the Frechet distance between Gaussians fitted to the features (FID's formula
   with this classifier in place of Inception),
