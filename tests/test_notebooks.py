@@ -6,9 +6,7 @@ too; the committed files are never rewritten), with ``ZOO_NOTEBOOK_BUDGET=tiny``
 fails that notebook's test, which shows the cell and its traceback.
 
 The notebooks spend most of their time compiling, which is single-threaded, so they run two at
-a time where this process may use two CPUs or more, one at a time where it keeps to one (an
-xdist worker, tests/conftest.py; ``ZOO_NOTEBOOK_WORKERS`` overrides either), each in its own
-process, and share one
+a time (``ZOO_NOTEBOOK_WORKERS`` overrides that), each in its own process, and share one
 JAX compilation cache (the session's, from tests/conftest.py): a preset trained at the same
 budget in two notebooks is compiled once. ``ORDER`` starts the notebook that trains most first.
 """
@@ -75,8 +73,7 @@ def executed(request, tmp_path_factory) -> dict[str, concurrent.futures.Future]:
             "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
             "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
         })  # fmt: skip
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    workers = int(os.environ.get("ZOO_NOTEBOOK_WORKERS", min(2, cpus or 1)))
+    workers = int(os.environ.get("ZOO_NOTEBOOK_WORKERS", min(2, os.cpu_count() or 1)))
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(workers, 1))
     futures = {
         path.stem: pool.submit(_execute, path, tmp_path_factory.mktemp(path.stem), env)
