@@ -145,6 +145,15 @@ def test_log_likelihood_out_of_steps_names_max_steps():
         zoo.log_likelihood(VP, _gaussian_score, x, max_steps=2)
 
 
+def test_log_likelihood_out_of_steps_under_jit_is_raised_without_a_logged_traceback(caplog):
+    # Under jit the check runs in a callback, whose failure JAX also logs with its traceback.
+    x = np.zeros((3, 2), np.float32)
+    fn = jax.jit(lambda x: zoo.log_likelihood(VP, _gaussian_score, x, max_steps=2).log_prob)
+    with pytest.raises(jax.errors.JaxRuntimeError, match="log_likelihood: .* max_steps=2 steps"):
+        fn(x)
+    assert not [r for r in caplog.records if "callback failed" in r.getMessage()], caplog.text
+
+
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import logging
 import math
 import numbers
 import types
@@ -59,6 +60,22 @@ def check_seed(value, name: str) -> int:
             f"so others repeat a seed in that range), got {seed}"
         )
     return seed
+
+
+class _RaisedAnyway(logging.Filter):
+    """Drops JAX's log of a failed callback (``jax.pure_callback failed`` and its traceback)
+    when the failure is an ``eqx.error_if`` check, such as :func:`check_solution`'s under
+    ``jit``: that error reaches the caller anyway, raised with the same message, so the log
+    would only print a traceback beside it (or above a harness's one-line status)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        # equinox raises a private subclass of RuntimeError there, not eqx.EquinoxRuntimeError
+        raised_by_equinox = type(error).__module__.split(".")[0] == "equinox"
+        return not (isinstance(error, RuntimeError) and raised_by_equinox)
+
+
+logging.getLogger("jax._src.callback").addFilter(_RaisedAnyway())
 
 
 def check_solution(sol: diffrax.Solution, y, *, who: str, max_steps: int):
