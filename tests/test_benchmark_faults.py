@@ -19,9 +19,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import zoo
 from zoo import presets
 from zoo.bench import cache, pipeline
 from zoo.bench.commands.compare import main
+from zoo.bench.judge import evaluation
 from zoo.bench.train import training
 
 ROOT = Path(__file__).parents[1]
@@ -151,6 +153,17 @@ def test_a_diverging_run_is_marked_and_never_ranked(finished, tmp_path, monkeypa
     assert results.status[0].startswith("diverged: loss rose to"), results.status[0]
     assert results[["sliced_w2", "energy"]].isna().all().all()
     assert "0/1 ok [1]" in (out / "results.md").read_text()
+
+
+def test_a_likelihood_out_of_steps_is_a_one_line_status(caplog):
+    # Under jit the zoo's max_steps check fails inside a callback: the error's text starts
+    # with the callback's traceback, and the status must be the check's own words.
+    sde = presets.toy("ve").model.sde
+    fn = jax.jit(lambda x: zoo.log_likelihood(sde, lambda y, t: -y, x, max_steps=2).log_prob)
+    with pytest.raises(jax.errors.JaxRuntimeError) as raised:
+        fn(np.zeros((3, 2), np.float32))
+    assert evaluation.failure(raised.value) == "failed: the ODE solver reached max_steps (2)"
+    assert "Traceback" not in caplog.text
 
 
 def test_samples_far_from_the_data_are_marked_diverged():

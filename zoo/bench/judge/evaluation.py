@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Callable
 
 import jax
@@ -172,11 +173,16 @@ def sample_key(seed: int) -> jax.Array:
 
 
 def failure(error: jax.errors.JaxRuntimeError) -> str:
-    """A solver's runtime error (e.g. Diffrax's max_steps) as a one-line status."""
+    """A solver's runtime error as a one-line status: the step limit (the zoo's check or
+    Diffrax's own), else an error raised inside the program (under ``jit`` its message follows
+    a callback's traceback in the text), else the error's first line."""
     text = str(error)
-    if "maximum number of solver steps" in text:
-        return "failed: the ODE solver reached max_steps"
-    return "failed: " + text.strip().splitlines()[0][:200]
+    steps = re.search(r"took max_steps=(\d+) steps", text)
+    if steps or "maximum number of solver steps" in text:
+        return "failed: the ODE solver reached max_steps" + (f" ({steps[1]})" if steps else "")
+    raised = re.search(r"EquinoxRuntimeError: (.+)", text)
+    line = raised[1] if raised else text.strip().splitlines()[0]
+    return "failed: " + line.strip()[:200]
 
 
 #: samples this many times the data's radius away from the origin mark a diverged cell
