@@ -108,8 +108,9 @@ def _check_images(x, name: str) -> np.ndarray:
 def digit_classifier(data: images.Digits | None = None) -> DigitClassifier:
     """The classifier of ``data``'s training digits (default split), trained once per process
     and split (dequantised or not, the same classifier); with the environment variable
-    ``ZOO_CACHE_DIR`` set, kept there and read by every later process (a file named by the
-    split, the training settings and the scikit-learn version; a damaged one is trained again).
+    ``ZOO_CACHE_DIR`` set, kept there and read by every later process (a file named by a hash
+    of its training and test data, the MLP's settings and the scikit-learn version; a damaged
+    one is trained again).
 
     Inputs are the training images at their bin centres plus one dequantised copy, so
     that continuous samples are read like real digits.
@@ -126,7 +127,14 @@ _MLP = dict(hidden_layer_sizes=(128, 64), max_iter=150, random_state=0)
 def _classifier(test_fraction: float, seed: int) -> DigitClassifier:
     import sklearn
 
-    key = hashlib.sha256(repr((test_fraction, seed, _MLP, sklearn.__version__)).encode())
+    data = images.digits(dequantize=True, test_fraction=test_fraction, seed=seed)
+    copies = [data.train_images(), data.train_images(jax.random.PRNGKey(1000))]
+    x = np.concatenate([_flat(c) for c in copies])
+    y = np.tile(data.labels, len(copies))
+    test, test_labels = _flat(data.test_set()), np.asarray(data.test_labels)
+    key = hashlib.sha256(repr((_MLP, sklearn.__version__)).encode())
+    for array in (x, y, test, test_labels):
+        key.update(np.ascontiguousarray(array).tobytes())
     folder = os.environ.get("ZOO_CACHE_DIR")
     path = Path(folder, f"digit_classifier-{key.hexdigest()[:16]}.npz") if folder else None
     if path is not None and path.exists():
@@ -134,23 +142,19 @@ def _classifier(test_fraction: float, seed: int) -> DigitClassifier:
             return _load(path)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # damaged: trained again and written over
-    classifier = _train(test_fraction, seed)
+    classifier = _train(x, y, test, test_labels)
     if path is not None:
         _save(classifier, path)
     return classifier
 
 
-def _train(test_fraction: float, seed: int) -> DigitClassifier:
+def _train(x, y, test, test_labels) -> DigitClassifier:
     from sklearn.neural_network import MLPClassifier
 
-    data = images.digits(dequantize=True, test_fraction=test_fraction, seed=seed)
-    copies = [data.train_images(), data.train_images(jax.random.PRNGKey(1000))]
-    x = np.concatenate([_flat(c) for c in copies])
-    y = np.tile(data.labels, len(copies))
     mlp = MLPClassifier(**_MLP).fit(x, y)
     if list(mlp.classes_) != list(range(NUM_CLASSES)) or mlp.out_activation_ != "softmax":
         raise RuntimeError(f"expected a softmax over the classes 0-9, got {mlp.classes_}")
-    accuracy = float(np.mean(mlp.predict(_flat(data.test_set())) == data.test_labels))
+    accuracy = float(np.mean(mlp.predict(test) == test_labels))
     return DigitClassifier(mlp.coefs_, mlp.intercepts_, accuracy)
 
 
@@ -160,7 +164,11 @@ def _save(classifier: DigitClassifier, path: Path) -> None:
     arrays = {f"w{i}": w for i, w in enumerate(classifier.weights)}
     arrays |= {f"b{i}": b for i, b in enumerate(classifier.biases)}
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
-        np.savez(f, accuracy=classifier.test_accuracy, **arrays)
+        try:
+            np.savez(f, accuracy=classifier.test_accuracy, **arrays)
+        except BaseException:
+            os.unlink(f.name)
+            raise
     os.replace(f.name, path)
 
 
