@@ -155,7 +155,7 @@ def test_a_diverging_run_is_marked_and_never_ranked(finished, tmp_path, monkeypa
     assert "0/1 ok [1]" in (out / "results.md").read_text()
 
 
-def test_a_likelihood_out_of_steps_is_a_one_line_status(caplog):
+def test_a_likelihood_out_of_steps_is_a_one_line_status():
     # Under jit the zoo's max_steps check fails inside a callback: the error's text starts
     # with the callback's traceback, and the status must be the check's own words.
     sde = presets.toy("ve").model.sde
@@ -163,7 +163,6 @@ def test_a_likelihood_out_of_steps_is_a_one_line_status(caplog):
     with pytest.raises(jax.errors.JaxRuntimeError) as raised:
         fn(np.zeros((3, 2), np.float32))
     assert evaluation.failure(raised.value) == "failed: the ODE solver reached max_steps (2)"
-    assert "Traceback" not in caplog.text
 
 
 def test_samples_far_from_the_data_are_marked_diverged():

@@ -166,6 +166,20 @@ def test_the_classifier_is_read_from_zoo_cache_dir_and_a_damaged_file_trained_ag
         image_metrics._classifier.cache_clear()
 
 
+def test_a_zoo_cache_dir_that_cannot_be_written_is_a_warning_naming_it(tmp_path, monkeypatch):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(blocked))  # a file, not a folder
+    classifier = image_metrics.digit_classifier(DIGITS)
+    monkeypatch.setattr(image_metrics, "_train", lambda *args: classifier)
+    image_metrics._classifier.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match=f"ZOO_CACHE_DIR={blocked}: cannot keep"):
+            assert image_metrics.digit_classifier(DIGITS) is classifier
+    finally:
+        image_metrics._classifier.cache_clear()
+
+
 def test_noise_images_are_far_from_the_floor(floor):
     noise = np.clip(np.random.default_rng(0).normal(size=(179, 8, 8, 1)), -1, 1)
     out = image_metrics.evaluate_images(noise, DIGITS)

@@ -8,6 +8,7 @@ import functools
 import logging
 import math
 import numbers
+import re
 import types
 import typing
 
@@ -78,6 +79,18 @@ class _RaisedAnyway(logging.Filter):
 logging.getLogger("jax._src.callback").addFilter(_RaisedAnyway())
 
 
+#: :func:`check_solution`'s words for a solver out of steps, and the pattern that reads them back
+_OUT_OF_STEPS = "the ODE solver took max_steps={} steps"
+_OUT_OF_STEPS_READ = re.compile(re.escape(_OUT_OF_STEPS).replace(r"\{\}", r"(\d+)"))
+
+
+def steps_run_out(text: str) -> int | None:
+    """The ``max_steps`` of :func:`check_solution`'s out-of-steps error found in ``text`` (an
+    error's text, where under ``jit`` a callback's traceback comes first), else ``None``."""
+    found = _OUT_OF_STEPS_READ.search(text)
+    return int(found[1]) if found else None
+
+
 def check_solution(sol: diffrax.Solution, y, *, who: str, max_steps: int):
     """``y``, once ``sol`` (from ``diffeqsolve(..., throw=False)``) is known to have reached its
     end time; else an error, also under ``jit`` (``eqx.error_if``), that names ``max_steps``
@@ -85,7 +98,7 @@ def check_solution(sol: diffrax.Solution, y, *, who: str, max_steps: int):
     y = eqx.error_if(
         y,
         sol.result == diffrax.RESULTS.max_steps_reached,
-        f"{who}: the ODE solver took max_steps={max_steps} steps without reaching the end "
+        f"{who}: {_OUT_OF_STEPS.format(max_steps)} without reaching the end "
         f"time; raise max_steps (e.g. to {4 * max_steps}) or loosen rtol/atol. A NaN or inf "
         "in the score or the input also does this.",
     )

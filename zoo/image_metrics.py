@@ -43,6 +43,7 @@ import hashlib
 import math
 import os
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -144,7 +145,14 @@ def _classifier(test_fraction: float, seed: int) -> DigitClassifier:
             pass  # damaged: trained again and written over
     classifier = _train(x, y, test, test_labels)
     if path is not None:
-        _save(classifier, path)
+        try:
+            _save(classifier, path)
+        except OSError as error:  # the metrics stand without the cache; the user should know
+            warnings.warn(
+                f"ZOO_CACHE_DIR={folder}: cannot keep the digit classifier there ({error}); "
+                "it is trained again in every process",
+                stacklevel=3,
+            )
     return classifier
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import zoo
 from zoo import data as data_lib
 from zoo import metrics, presets
+from zoo._checks import steps_run_out
 from zoo.bench.plan import networks
 from zoo.bench.plan.profiles import Config
 from zoo.bench.train import training
@@ -177,9 +178,9 @@ def failure(error: jax.errors.JaxRuntimeError) -> str:
     Diffrax's own), else an error raised inside the program (under ``jit`` its message follows
     a callback's traceback in the text), else the error's first line."""
     text = str(error)
-    steps = re.search(r"took max_steps=(\d+) steps", text)
-    if steps or "maximum number of solver steps" in text:
-        return "failed: the ODE solver reached max_steps" + (f" ({steps[1]})" if steps else "")
+    steps = steps_run_out(text)
+    if steps is not None or "maximum number of solver steps" in text:
+        return "failed: the ODE solver reached max_steps" + (f" ({steps})" if steps else "")
     raised = re.search(r"EquinoxRuntimeError: (.+)", text)
     line = raised[1] if raised else text.strip().splitlines()[0]
     return "failed: " + line.strip()[:200]
