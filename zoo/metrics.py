@@ -68,8 +68,11 @@ __all__ = [
 #: (mode widths 0.25, mode spacing 2, overall extent ~5). Scale them with your data.
 DEFAULT_BANDWIDTHS: tuple[float, ...] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
-# Elements of the largest per-block intermediate ([rows, columns]); 2**23 float32 = 32 MiB.
-_BLOCK_ELEMENTS = 1 << 23
+# Elements of the largest per-block intermediate ([rows, columns]); 2**20 float32 = 4 MiB. On
+# the 2-core CPU, blocks of 32 MiB made the energy distance of 4,000 points 4.5x slower and
+# precision-recall 2x; 4 MiB was the quickest, or within 10% of it, at 2,000-10,000 points
+# for every blocked metric.
+_BLOCK_ELEMENTS = 1 << 20
 _HIGHEST = jax.lax.Precision.HIGHEST
 _EMD_OPTIMAL = 1  # POT's result code for an optimal solution
 
@@ -318,13 +321,28 @@ def _quantile_pairs(n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return ix, iy, widths
 
 
+def _sort_rows(a: jax.Array) -> jax.Array:
+    """``jnp.sort(a, axis=1)`` for finite floats, sorted as integers of the same width.
+
+    Flipping every bit but the sign of a negative float's bit pattern makes integer order the
+    float order (IEEE 754 stores sign and magnitude). XLA's CPU backend sorts integers by a
+    plain comparison and floats through its NaN-aware comparator: for [500, 4000] float32 on
+    the 2-core CPU, 0.05 s against 0.29 s. Non-finite rows are caught by the caller.
+    """
+    int_type = {2: jnp.int16, 4: jnp.int32, 8: jnp.int64}[a.dtype.itemsize]
+    magnitude = jnp.array(jnp.iinfo(int_type).max, int_type)
+    bits = jax.lax.bitcast_convert_type(a, int_type)
+    keys = jnp.sort(jnp.where(bits < 0, bits ^ magnitude, bits), axis=1)
+    return jax.lax.bitcast_convert_type(jnp.where(keys < 0, keys ^ magnitude, keys), a.dtype)
+
+
 @functools.partial(jax.jit, static_argnames="num_projections")
 def _sliced_w2(x, y, key, num_projections):
     theta = jax.random.normal(key, (num_projections, x.shape[1]), x.dtype)
     theta = theta / jnp.linalg.norm(theta, axis=1, keepdims=True)  # uniform on the sphere
     shift = jnp.mean(y, axis=0)
-    px = jnp.sort(jnp.matmul(theta, (x - shift).T, precision=_HIGHEST), axis=1)  # [P, n]
-    py = jnp.sort(jnp.matmul(theta, (y - shift).T, precision=_HIGHEST), axis=1)  # [P, m]
+    px = _sort_rows(jnp.matmul(theta, (x - shift).T, precision=_HIGHEST))  # [P, n]
+    py = _sort_rows(jnp.matmul(theta, (y - shift).T, precision=_HIGHEST))  # [P, m]
     ix, iy, widths = _quantile_pairs(x.shape[0], y.shape[0])
     w2sq = jnp.sum(jnp.asarray(widths, x.dtype) * (px[:, ix] - py[:, iy]) ** 2, axis=1)
     return _nan_unless_finite(jnp.sqrt(jnp.mean(w2sq)), x, y)
