@@ -1,6 +1,4 @@
-"""The UNet: shapes, time dependence, argument checks, and every family on 8x8 images."""
-
-import functools
+"""The UNet: shapes, time dependence, the two convolutions, and argument checks."""
 
 import haiku as hk
 import jax
@@ -8,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from zoo import nets, presets, samplers, sdes
+from zoo import nets
 
 # Small enough to compile in seconds on a CPU; still has a down/up level and attention.
 TINY = dict(channels=8, channel_mults=(1, 2), groups=4, dropout=0.0)
@@ -94,45 +92,3 @@ def test_bad_inputs_raise():
         _apply(dict(TINY, channel_mults=(1, 1, 1)), jnp.ones((1, 6, 8, 1)), jnp.zeros(1))
     with pytest.raises(ValueError, match=r"x must be images \[B, H, W, C\]"):
         _apply(TINY, jnp.ones((1, 8, 8)), jnp.zeros(1))
-
-
-# Each family of the table on tiny processes (a new family needs its entry here).
-TINY_PROCESSES = {
-    "ddpm": (sdes.ddpm_linear(1e-4, 0.02, 20), samplers.Ancestral()),
-    "ncsn": (sdes.ncsn_geometric(5.0, 0.01, 4), samplers.AnnealedLangevin(steps_per_level=2)),
-    "vp": (sdes.VP(), samplers.DDIM(steps=4)),
-    "subvp": (sdes.SubVP(), samplers.EulerMaruyama(steps=4)),
-    "ve": (sdes.VE(0.01, 5.0), samplers.ProbabilityFlow(steps=4)),
-    "flow": (sdes.FlowPath(), samplers.DDIM(steps=4)),
-}
-
-
-# The per-family UNet: one level (the cheapest to compile), initialised once for all families.
-FAMILY_NET = dict(channels=8, channel_mults=(1,), groups=4)
-
-
-@pytest.fixture(scope="module")
-def family_net_params():
-    x = jnp.zeros((4, 8, 8, 1))
-    return jax.jit(_transform(FAMILY_NET).init)(jax.random.PRNGKey(1), x, jnp.zeros(4))
-
-
-@pytest.mark.parametrize("family", presets.FAMILIES)
-def test_every_family_trains_and_samples_8x8_images(family, family_net_params):
-    process, sampler = TINY_PROCESSES[family]
-    net = functools.partial(nets.UNet, **FAMILY_NET)
-    model = presets.FAMILY_TABLE[family].transform(net, process=process, event_shape=(8, 8, 1))
-    x = jax.random.uniform(jax.random.PRNGKey(0), (4, 8, 8, 1), minval=-1, maxval=1)
-    # The model keeps its network's parameters under "<family>/~_params/net/": the shared
-    # network's, moved there, are the model's (its init is traced for the structure only).
-    expected = jax.eval_shape(model.init, jax.random.PRNGKey(1), x)
-    prefix = next(iter(expected)).split("u_net/")[0]
-    assert prefix.endswith("/~_params/net/")
-    params = {prefix + k: v for k, v in family_net_params.items()}
-    assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(expected)
-    assert _shapes(params) == _shapes(expected)
-    losses = model.loss(params, jax.random.PRNGKey(2), x)
-    assert losses.shape == (4,) and np.all(np.isfinite(losses)) and np.all(losses > 0)
-    out = model.sample(params, jax.random.PRNGKey(3), (3,), sampler)
-    assert out.x.shape == (3, 8, 8, 1) and np.all(np.isfinite(out.x))
-    assert int(out.nfe) > 0
