@@ -11,17 +11,18 @@ the end. A ``JAX_COMPILATION_CACHE_DIR`` already set is left alone. The zoo's ow
 
 The tests also compile with LLVM at optimisation level 1 instead of XLA's default 2
 (``--xla_backend_optimization_level``; XLA's own HLO passes are the same): on this project's
-2-core CPU that took test_unet from 102 to 65 s of CPU and test_models, which trains for
-thousands of steps, from 106 to 94 s. And without LLVM's expensive passes
-(``--xla_llvm_disable_expensive_passes``): test_unet and test_models together from 205 to
-190 s of CPU (backend compiling 129 to 117 s) on the same machine under a second job's load;
-level 0 compiled faster still (80 s) but ran the long trainings slower (224 s in all). And
-without XLA's MLIR fusion emitters on the CPU (``--xla_cpu_use_fusion_emitters=false``: its
-LLVM IR emitters compile the fusions instead): a single eager operation compiled in 21 ms instead
-of 35, and on one core test_multistep, test_sdes and test_parametrisations took 34 s instead of
-47, test_models and test_samplers 118 s instead of 138 (test_unet and test_guidance, whose
-programs are large, 75 s either way). The programs compute the same functions; only the
-machine code differs. An ``XLA_FLAGS`` that sets any of these already is left alone.
+2-core CPU that took test_unet (which then also ran every family on a UNet) from 102 to 65 s of
+CPU and test_models, which trains for thousands of steps, from 106 to 94 s. And without LLVM's
+expensive passes (``--xla_llvm_disable_expensive_passes``): test_unet and test_models together
+from 205 to 190 s of CPU (backend compiling 129 to 117 s) on the same machine under a second
+job's load; level 0 compiled faster still (80 s) but ran the long trainings slower (224 s in
+all). And without XLA's MLIR fusion emitters on the CPU
+(``--xla_cpu_use_fusion_emitters=false``: its LLVM IR emitters compile the fusions instead): a
+single eager operation compiled in 21 ms instead of 35, and on one core test_multistep,
+test_sdes and test_parametrisations took 34 s instead of 47, test_models and test_samplers 118
+s instead of 138 (test_unet and test_guidance, whose programs are large, 75 s either way). The
+programs compute the same functions; only the machine code differs. An ``XLA_FLAGS`` that sets
+any of these already is left alone.
 
 xdist's ``--dist loadfile`` hands out whole files, by default those with the most tests first;
 a long file handed out last leaves one worker idle at the end. The files in ``SLOWEST_FIRST``
