@@ -325,9 +325,10 @@ def _sort_rows(a: jax.Array) -> jax.Array:
     """``jnp.sort(a, axis=1)`` for finite floats, sorted as integers of the same width.
 
     Flipping every bit but the sign of a negative float's bit pattern makes integer order the
-    float order (IEEE 754 stores sign and magnitude). XLA's CPU backend sorts integers by a
-    plain comparison and floats through its NaN-aware comparator: for [500, 4000] float32 on
-    the 2-core CPU, 0.05 s against 0.29 s. Non-finite rows are caught by the caller.
+    float order (IEEE 754 stores sign and magnitude). ``jnp.sort`` orders floats with a
+    comparator that also places NaNs and signed zeros, and on XLA's CPU backend that sort of
+    [500, 4000] float32 took 0.29 s on the 2-core CPU against 0.05 s for the same as int32.
+    Non-finite values are the caller's to catch.
     """
     int_type = {2: jnp.int16, 4: jnp.int32, 8: jnp.int64}[a.dtype.itemsize]
     magnitude = jnp.array(jnp.iinfo(int_type).max, int_type)
