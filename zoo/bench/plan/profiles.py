@@ -90,8 +90,8 @@ TOY_DATASETS = (
 # trained 18 at a time per family), each run sampled by its family's default sampler and by the
 # five deterministic fast samplers at 5-100 NFE. What sets the size: training the runs at ~560
 # aggregate steps/s; 26 cells per run at ~0.7 s of metrics each for n = 1,000; NCSN's default
-# (annealed Langevin) costs 10,000 NFE per sample. With five families and four sweep kinds
-# (21 cells per run) it took about an hour.
+# (annealed Langevin) costs 10,000 NFE per sample. With the six families and five sweep kinds
+# (26 cells per run) it took about 80 minutes (benchmarks/results/cpu-standard-six).
 STANDARD = Config(
     profile="standard",
     families=FAMILIES,
@@ -152,7 +152,7 @@ PROFILES = {
 
 PURPOSES = {
     "quick": "a few minutes on a CPU",
-    "standard": "the whole comparison in about an hour on a CPU",
+    "standard": "the whole comparison in about 80 minutes on a 2-core CPU",
     "full": "the case-study budget, for a GPU",
     "gpu": "the standard comparison at a GPU's budget, family by family (make bench-gpu)",
 }
