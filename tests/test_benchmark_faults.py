@@ -24,6 +24,7 @@ from zoo import presets
 from zoo.bench import cache, pipeline
 from zoo.bench.commands.compare import main
 from zoo.bench.judge import evaluation
+from zoo.bench.report import output
 from zoo.bench.train import training
 
 ROOT = Path(__file__).parents[1]
@@ -126,6 +127,18 @@ def test_a_second_run_on_a_held_folder_is_refused(tmp_path, capsys):
     assert err.count("\n") == 1 and f"another zoo-bench (pid {os.getpid()})" in err
 
 
+def _zoo_commit() -> str:
+    """The short HEAD of the checkout that holds the tested ``zoo``, or "unknown" outside one."""
+    git = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True)  # fmt: skip
+    return git.stdout.strip() if git.returncode == 0 else "unknown"
+
+
+def test_the_commit_is_the_zoo_checkouts_from_any_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not a git checkout: the user's folder, say
+    assert output.commit() == _zoo_commit()
+
+
 def test_the_report_is_one_stamped_set_readable_by_all(finished, tmp_path):
     summary = json.loads((finished / "summary.json").read_text())
     for name, checksum in summary["files"].items():
@@ -133,6 +146,7 @@ def test_the_report_is_one_stamped_set_readable_by_all(finished, tmp_path):
     assert {"results.csv", "results.md", "samples.png"} <= set(summary["files"])
     assert set(pd.read_csv(finished / "results.csv").config) == {summary["config_id"]}
     assert summary["config_id"] in (finished / "results.md").read_text()
+    assert summary["commit"] == _zoo_commit()
     mode = (finished / "results.csv").stat().st_mode & 0o777
     assert mode == 0o666 & ~cache._UMASK
 

@@ -164,6 +164,7 @@ def write(config: Config, outcome: Outcome, start: float, command: str) -> str:
         "config": dataclasses.asdict(config),
         "config_id": stamp,
         "command": command,
+        "commit": output.commit(),
         "machine": _machine(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "wall_s": round(time.perf_counter() - start, 1),

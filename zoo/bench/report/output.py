@@ -37,11 +37,15 @@ def record(path: Path, obj) -> None:
 
 
 def commit() -> str:
-    """The short hash of the checkout's ``HEAD``, or ``"unknown"`` outside a git checkout."""
+    """The short hash of ``HEAD`` of the git checkout that holds the running ``zoo`` package
+    (whatever the working directory), or ``"unknown"`` when the package is not in one (an
+    installed copy, a ``git archive``)."""
+    package = Path(__file__).resolve().parents[2]
     try:
         return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, check=True, cwd=package,
+        ).stdout.strip()  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
