@@ -590,9 +590,8 @@ class ReverseSDE(Sampler):
     afresh: enough for fixed steps without gradients through the solve, as here (a
     ``VirtualBrownianTree``, needed for adaptive steps or backpropagation, answers any interval
     of one fixed path at the cost of a tree descent per increment). Measured on this project's
-    CPU (``benchmarks/results/speed-cpu/run.log``, ``zoo-bench speed``: 500 points,
-    1000 Euler steps, median of 5), it took 0.75x the time of :class:`EulerMaruyama`'s
-    ``lax.scan``.
+    CPU (``benchmarks/results/speed-cpu``, ``zoo-bench speed``: 500 points, 1000 Euler steps,
+    median of 5), it took 1.07x the time of :class:`EulerMaruyama`'s ``lax.scan``.
     """
 
     solver: diffrax.AbstractSolver = dataclasses.field(default_factory=diffrax.Euler)
