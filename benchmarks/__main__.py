@@ -1,8 +1,6 @@
 """``python -m benchmarks``: ``zoo-bench`` (:mod:`zoo.bench.__main__`) from a checkout."""
 
-import sys
-
-from zoo.bench.__main__ import main
+from zoo.bench.__main__ import cli
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli()

@@ -265,6 +265,21 @@ FRONTIER = ["-m", "zoo.bench", "frontier", "--processes=ddpm,ncsn", "--datasets=
             "--samplers=ddim", "--nfe=3", "--samples=100", "--out=out"]  # fmt: skip
 
 
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_a_stop_in_the_teardown_after_a_command_ends_it_quietly_with_its_status(stop):
+    """A stop that lands after the command has returned, while the interpreter tears down
+    (here, an exit hook that takes a second): the command's own status and nothing printed,
+    where Python printed a KeyboardInterrupt traceback (SIGINT) or died of the signal."""
+    code = (
+        "import atexit, os, signal, time; from zoo.bench.commands import entry; "
+        f"atexit.register(lambda: (os.kill(os.getpid(), signal.{stop}), time.sleep(1))); "
+        "entry.finish(3)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)  # fmt: skip
+    assert (done.returncode, done.stdout, done.stderr) == (3, "", "")
+
+
 # The console scripts from their first instant (importing JAX takes seconds), and every
 # command once it is computing (after its first line of output).
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import sys
 
 from zoo.bench.commands import entry
 
-__all__ = ["COMMANDS", "main", "usage"]
+__all__ = ["COMMANDS", "cli", "main", "usage"]
 
 USAGE_ERROR = 2
 
@@ -83,5 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     return entry.run(f"zoo-bench {name}", COMMANDS[name][0], rest)
 
 
+def cli() -> None:
+    """The ``zoo-bench`` console script: :func:`main`, ended by :func:`entry.finish`."""
+    entry.finish(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    cli()

@@ -135,4 +135,4 @@ def _run(config, out: Path, start: float, argv) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry.finish(main())

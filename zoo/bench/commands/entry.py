@@ -11,6 +11,8 @@ Ctrl-C). Whatever a command has finished is already on disk: each writes its fil
 :func:`run` is the entry point of the console scripts (and of the ``python -m`` modules once
 imported): it watches from before the module's imports (seconds, JAX's) to the end of its
 ``main``. ``zoo-bench`` watches with :func:`stop_at_once` too, and says what its cache holds.
+Every process entry ends through :func:`finish`, which covers the interpreter's teardown after
+the command has returned.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from typing import NoReturn
 
-__all__ = ["guidance", "run", "speed", "stop_at_once"]
+__all__ = ["finish", "guidance", "run", "speed", "stop_at_once"]
 
 STOPS = (signal.SIGINT, signal.SIGTERM)
 
@@ -63,6 +66,16 @@ def stop_at_once(message: Callable[[], str]) -> Callable[[], None]:
     return restore
 
 
+def finish(status: int) -> NoReturn:
+    """End the process with the command's exit ``status``. Once the command has returned its
+    work is written, but the interpreter still tears JAX down; a Ctrl-C or SIGTERM that lands
+    there now ends the process at once with the same ``status`` and nothing printed, where it
+    printed a ``KeyboardInterrupt`` traceback or died of the signal (-2, -15)."""
+    for stop in STOPS:
+        signal.signal(stop, lambda *_: os._exit(status))
+    sys.exit(status)
+
+
 def run(prog: str, module: str, argv: list[str] | None = None) -> int:
     """Import ``module`` and return its ``main(argv)``'s exit status (0 for ``None``), a stop
     by Ctrl-C or SIGTERM at any moment being one line naming ``prog``."""
@@ -73,9 +86,13 @@ def run(prog: str, module: str, argv: list[str] | None = None) -> int:
         restore()
 
 
-def speed() -> int:
-    return run("zoo-bench speed", "zoo.bench.commands.speed")
+def speed() -> NoReturn:
+    finish(run("zoo-bench speed", "zoo.bench.commands.speed"))
 
 
-def guidance() -> int:
-    return run("zoo-bench guidance", "zoo.bench.commands.guidance")
+def guidance() -> NoReturn:
+    finish(run("zoo-bench guidance", "zoo.bench.commands.guidance"))
+
+
+def distributed() -> NoReturn:
+    finish(importlib.import_module("zoo.bench.commands.distributed").main())

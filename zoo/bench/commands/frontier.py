@@ -339,4 +339,4 @@ def _figures(out: Path, frame: pd.DataFrame) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(entry.run("zoo-bench frontier", "zoo.bench.commands.frontier"))
+    entry.finish(entry.run("zoo-bench frontier", "zoo.bench.commands.frontier"))

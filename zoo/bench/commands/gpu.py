@@ -239,4 +239,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(entry.run("zoo-bench gpu", "zoo.bench.commands.gpu"))
+    entry.finish(entry.run("zoo-bench gpu", "zoo.bench.commands.gpu"))

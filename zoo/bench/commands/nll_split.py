@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import math
 import re
-import sys
 from pathlib import Path
 
 import jax
@@ -249,4 +248,4 @@ def report(folder: Path, frame: pd.DataFrame) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(entry.run("zoo-bench nll-split", "zoo.bench.commands.nll_split"))
+    entry.finish(entry.run("zoo-bench nll-split", "zoo.bench.commands.nll_split"))

@@ -299,4 +299,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from zoo.bench.commands import entry
+
+    entry.finish(main())
