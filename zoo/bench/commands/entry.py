@@ -69,10 +69,12 @@ def stop_at_once(message: Callable[[], str]) -> Callable[[], None]:
 def finish(status: int) -> NoReturn:
     """End the process with the command's exit ``status``. Once the command has returned its
     work is written, but the interpreter still tears JAX down; a Ctrl-C or SIGTERM that lands
-    there now ends the process at once with the same ``status`` and nothing printed, where it
-    printed a ``KeyboardInterrupt`` traceback or died of the signal (-2, -15)."""
+    there is ignored, and the process ends as it was ending, with ``status`` and nothing
+    printed, where it printed a ``KeyboardInterrupt`` traceback or died of the signal (-2,
+    -15). Ignored rather than handled in Python: the interpreter resets a Python handler to
+    the default action late in its teardown, and a stop there killed the process (-2)."""
     for stop in STOPS:
-        signal.signal(stop, lambda *_: os._exit(status))
+        signal.signal(stop, signal.SIG_IGN)
     sys.exit(status)
 
 
