@@ -31,15 +31,22 @@ CELL_TIMEOUT_S = 300
 NOTEBOOK_TIMEOUT_S = 900
 MAX_BYTES = 2_000_000
 
+# The kernel talks to its runner over Unix sockets in the notebook's own folder: over TCP
+# (jupyter_client's default) it takes ports that were free a moment before, and another
+# process (a second kernel, a jax.distributed test) took one first in a CI run.
 _RUNNER = """
+import os
 import sys
 import nbformat
+from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
 path, workdir, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3])
 notebook = nbformat.read(path, as_version=4)
+kernel = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(workdir, "kernel"))
 client = NotebookClient(
-    notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": workdir}}
+    notebook, km=kernel, timeout=timeout, kernel_name="python3",
+    resources={"metadata": {"path": workdir}},
 )
 client.execute()
 """
