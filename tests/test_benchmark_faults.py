@@ -139,6 +139,22 @@ def test_the_commit_is_the_zoo_checkouts_from_any_working_directory(tmp_path, mo
     assert output.commit() == _zoo_commit()
 
 
+def test_a_zoo_inside_another_repository_has_no_commit(tmp_path, monkeypatch):
+    """An install into a virtual environment inside a user's repository must not report that
+    repository's HEAD; a zoo at the top of a checkout reports the checkout's."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # fmt: skip
+    for package, expected in [(repo / "venv" / "site" / "zoo", "unknown"), (repo / "zoo", head)]:
+        (package / "bench" / "report").mkdir(parents=True)
+        monkeypatch.setattr(output, "__file__", str(package / "bench" / "report" / "output.py"))
+        assert output.commit() == expected
+
+
 def test_the_report_is_one_stamped_set_readable_by_all(finished, tmp_path):
     summary = json.loads((finished / "summary.json").read_text())
     for name, checksum in summary["files"].items():

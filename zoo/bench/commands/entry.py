@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable
 from typing import NoReturn
 
-__all__ = ["finish", "guidance", "run", "speed", "stop_at_once"]
+__all__ = ["distributed", "finish", "guidance", "run", "speed", "stop_at_once"]
 
 STOPS = (signal.SIGINT, signal.SIGTERM)
 

@@ -37,17 +37,19 @@ def record(path: Path, obj) -> None:
 
 
 def commit() -> str:
-    """The short hash of ``HEAD`` of the git checkout that holds the running ``zoo`` package
-    (whatever the working directory), or ``"unknown"`` when the package is not in one (an
-    installed copy, a ``git archive``)."""
+    """The short hash of ``HEAD`` of the zoo's own git checkout (the one whose top folder
+    holds the running ``zoo`` package), whatever the working directory; ``"unknown"`` for a
+    copy outside one (a ``git archive``, or an install into a virtual environment that may
+    itself sit inside some other repository)."""
     package = Path(__file__).resolve().parents[2]
     try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
+        top, head = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel", "--short", "HEAD"],
             capture_output=True, text=True, check=True, cwd=package,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
+        ).stdout.split()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError, ValueError):
         return "unknown"
+    return head if Path(top).resolve() == package.parent else "unknown"
 
 
 def run_summary(command: str, argv: list[str] | None, started: float, **extra) -> dict:
