@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from zoo import data, image_metrics, images, metrics, samplers, sdes
+from zoo import _files, data, image_metrics, images, metrics, samplers, sdes
 
 DIGITS = images.digits()
 
@@ -152,6 +152,8 @@ def test_the_classifier_is_read_from_zoo_cache_dir_and_a_damaged_file_trained_ag
     try:
         image_metrics.digit_classifier(DIGITS)  # trained, then written
         (path,) = (tmp_path / "cache").iterdir()
+        # readable by others sharing the folder, like any file made under this umask
+        assert path.stat().st_mode & 0o777 == 0o666 & ~_files.UMASK
         image_metrics._classifier.cache_clear()
         read = image_metrics.digit_classifier(DIGITS)  # read back: not trained again
         assert len(trained) == 1 and read.test_accuracy == classifier.test_accuracy

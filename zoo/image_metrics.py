@@ -42,7 +42,6 @@ import functools
 import hashlib
 import math
 import os
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -52,6 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from zoo import images, likelihood
+from zoo._files import write_atomic
 
 __all__ = [
     "DigitClassifier",
@@ -167,17 +167,9 @@ def _train(x, y, test, test_labels) -> DigitClassifier:
 
 
 def _save(classifier: DigitClassifier, path: Path) -> None:
-    """Write atomically: a process reading ``path`` meanwhile sees the whole file or none."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"w{i}": w for i, w in enumerate(classifier.weights)}
     arrays |= {f"b{i}": b for i, b in enumerate(classifier.biases)}
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
-        try:
-            np.savez(f, accuracy=classifier.test_accuracy, **arrays)
-        except BaseException:
-            os.unlink(f.name)
-            raise
-    os.replace(f.name, path)
+    write_atomic(path, lambda f: np.savez(f, accuracy=classifier.test_accuracy, **arrays))
 
 
 def _load(path: Path) -> DigitClassifier:

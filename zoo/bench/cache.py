@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 import zoo
+from zoo._files import UMASK as _UMASK
+from zoo._files import write_atomic as _atomic
 
 __all__ = [
     "CODE",
@@ -83,23 +85,6 @@ def digest(settings: dict) -> str:
     the code (:data:`CODE`)."""
     text = _canonical({"settings": settings, "code": CODE})
     return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-
-
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are for everyone to read
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def write_bytes(path: Path, data: bytes) -> None:
