@@ -1,8 +1,9 @@
 """The README's tables of this folder, computed from its results.csv and noise_floor.csv:
-sliced W2 over the noise floor with each family's own sampler and with the fast samplers at
-10 and 20 NFE, each mixture's mode spread, and the likelihood (paired where the data's density
-is known, else less the entropy), and flow matching against each other family. Mean ± sd over
-the seeds.
+sliced W2 over the noise floor with each family's own sampler, with DPM-Solver++ and EDM's Heun
+at about 20 NFE, with DPM-Solver++ at 100 NFE per seed, and with the best fast sampler at 10
+and 20 NFE, each mixture's mode spread, the likelihood (paired where the data's density is
+known, else less the entropy), the pairs of families that Welch's t test over the seeds tells
+apart at level 0.05, and flow matching against each other family. Mean ± sd over the seeds.
 
     cd benchmarks/results/cpu-standard-six && python tables.py > tables.md
 """
@@ -10,9 +11,11 @@ the seeds.
 from pathlib import Path
 
 import pandas as pd
+from scipy import stats
 
 HERE = Path(__file__).parent
 FAST = ("dpm", "unipc", "ipndm")
+LEVEL = 0.05  # Welch's t test over the seeds, as zoo-bench summarize calls a tie
 
 
 def _cell(values: pd.Series, digits: int) -> str:
@@ -26,28 +29,50 @@ def _table(frame: pd.DataFrame, column: str, digits: int) -> pd.DataFrame:
     return table.unstack("family")
 
 
-def verdicts(frame: pd.DataFrame, column: str, lower_is_better: bool = True) -> pd.DataFrame:
-    """Flow matching against each other family per dataset: better, worse or a tie, a
-    difference counting where the means differ by more than twice the standard error of their
-    difference (over the seeds of each)."""
-    stats = frame.groupby(["dataset", "family"])[column].agg(["mean", "var", "count"])
+def _apart(a: pd.Series, b: pd.Series) -> bool:
+    return bool(stats.ttest_ind(a, b, equal_var=False).pvalue < LEVEL)
+
+
+def verdicts(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Flow matching against each other family per dataset: better, worse (lower is better) or
+    a tie, by Welch's t test over the seeds of each at level LEVEL."""
     rows = []
-    for dataset, part in stats.groupby(level="dataset", sort=False):
-        part = part.droplevel("dataset")
-        if "flow" not in part.index or part.loc["flow"].isna().any():
+    for (dataset, family), other in frame.groupby(["dataset", "family"], sort=False):
+        flow = frame[(frame.dataset == dataset) & (frame.family == "flow")][column]
+        if family == "flow" or flow.empty or flow.isna().any():
             continue
-        flow = part.loc["flow"]
-        for family, other in part.drop(index="flow").iterrows():
-            diff = flow["mean"] - other["mean"]
-            se = (flow["var"] / flow["count"] + other["var"] / other["count"]) ** 0.5
-            better = diff < -2 * se if lower_is_better else diff > 2 * se
-            worse = diff > 2 * se if lower_is_better else diff < -2 * se
-            verdict = "better" if better else "worse" if worse else "tie"
-            rows.append({"dataset": dataset, "family": family, "verdict": verdict})
-    table = pd.DataFrame(rows).pivot(index="dataset", columns="family", values="verdict")
-    families = [f for f in dict.fromkeys(frame.family) if f in table.columns]
-    return table.reindex(index=[d for d in dict.fromkeys(frame.dataset) if d in table.index],
-                         columns=families)  # fmt: skip
+        worse = flow.mean() > other[column].mean()
+        verdict = ("worse" if worse else "better") if _apart(flow, other[column]) else "tie"
+        rows.append({"dataset": dataset, "family": family, "verdict": verdict})
+    return (
+        pd.DataFrame(rows)
+        .pivot(index="dataset", columns="family", values="verdict")
+        .reindex(
+            index=list(dict.fromkeys(frame.dataset)),
+            columns=[f for f in dict.fromkeys(frame.family) if f != "flow"],
+        )
+    )
+
+
+def pairs_apart(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Every pair of families on each dataset whose means Welch's t test tells apart."""
+    rows = []
+    families = list(dict.fromkeys(frame.family))
+    for dataset, part in frame.groupby("dataset", sort=False):
+        for i, a in enumerate(families):
+            for b in families[i + 1 :]:
+                x, y = part[part.family == a][column], part[part.family == b][column]
+                if _apart(x, y):
+                    rows.append({"dataset": dataset, "better": a if x.mean() < y.mean() else b,
+                                 "worse": b if x.mean() < y.mean() else a,
+                                 "means": f"{min(x.mean(), y.mean()):.2f} against "
+                                          f"{max(x.mean(), y.mean()):.2f}"})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _means(frame: pd.DataFrame, sampler: str) -> pd.DataFrame:
+    part = frame[frame.sampler == sampler]
+    return part.groupby(["dataset", "family"], sort=False).ratio.mean().unstack("family")
 
 
 def main() -> None:
@@ -57,6 +82,19 @@ def main() -> None:
     own = results[results.sampler == "default"]
     print("## Sliced W2 / floor, each family's own sampler\n")
     print(_table(own, "ratio", 2).to_markdown())
+    families = list(dict.fromkeys(own.family))
+    count = len(own.dataset.unique()) * len(families) * (len(families) - 1) // 2
+    apart = pairs_apart(own, "ratio")
+    print(f"\nPairs told apart (Welch's t test, level {LEVEL}): {len(apart)} of {count}\n")
+    print(apart.to_markdown(index=False) if len(apart) else "none")
+    dpm, edm = _means(results, "dpm-20"), _means(results, "edm-10")
+    print("\n## Sliced W2 / floor at about 20 NFE: DPM-Solver++(2M) at 20 | EDM's Heun at 19\n")
+    print(dpm.combine(edm, lambda a, b: a.map("{:.2f}".format) + " \\| " + b.map("{:.2f}".format))
+          .to_markdown())  # fmt: skip
+    print("\n## Sliced W2 / floor, DPM-Solver++(2M) at 100 NFE, per seed (median over datasets)\n")
+    ode = results[results.sampler == "dpm-100"]
+    print(ode.pivot_table(index="family", columns="seed", values="ratio", aggfunc="median",
+                          sort=False).round(2).to_markdown())  # fmt: skip
     for nfe in (10, 20):
         fast = results[results.sampler.isin([f"{kind}-{nfe}" for kind in FAST])]
         best = fast.groupby(["dataset", "family", "sampler"], sort=False).ratio.mean()
@@ -78,7 +116,7 @@ def main() -> None:
     print(_table(own[own.nll_kl.notna()], "nll_kl", 3).to_markdown())
     print("\n## Excess NLL over the entropy (nats), every dataset\n")
     print(_table(own, "excess_nll", 3).to_markdown())
-    print("\n## Flow matching against each family (difference beyond 2 standard errors)\n")
+    print(f"\n## Flow matching against each family (Welch's t test, level {LEVEL})\n")
     print("Sliced W2, own samplers:\n")
     print(verdicts(own, "ratio").to_markdown())
     print("\nExcess NLL over the entropy:\n")

@@ -140,7 +140,7 @@ PROFILES = {
     # likelihood (~2 s each on the host), drawing and scoring 288 cells; 5 families did not
     # fit in 8 minutes. Two budgets (11 samplers) cut what grows with the samplers by a
     # third. n, the NLL and the sweep's kinds stay standard's, so the tables compare with
-    # benchmarks/results/cpu-standard.
+    # benchmarks/results/cpu-standard-six.
     "gpu": dataclasses.replace(
         STANDARD,
         profile="gpu",
