@@ -62,11 +62,11 @@ def pairs_apart(frame: pd.DataFrame, column: str) -> pd.DataFrame:
         for i, a in enumerate(families):
             for b in families[i + 1 :]:
                 x, y = part[part.family == a][column], part[part.family == b][column]
-                if _apart(x, y):
-                    rows.append({"dataset": dataset, "better": a if x.mean() < y.mean() else b,
-                                 "worse": b if x.mean() < y.mean() else a,
-                                 "means": f"{min(x.mean(), y.mean()):.2f} against "
-                                          f"{max(x.mean(), y.mean()):.2f}"})  # fmt: skip
+                if not _apart(x, y):
+                    continue
+                (low, better), (high, worse) = sorted([(x.mean(), a), (y.mean(), b)])
+                means = f"{low:.2f} against {high:.2f}"
+                rows.append({"dataset": dataset, "better": better, "worse": worse, "means": means})
     return pd.DataFrame(rows)
 
 
