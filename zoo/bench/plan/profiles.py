@@ -91,7 +91,8 @@ TOY_DATASETS = (
 # five deterministic fast samplers at 5-100 NFE. What sets the size: training the runs at ~560
 # aggregate steps/s; 26 cells per run at ~0.7 s of metrics each for n = 1,000; NCSN's default
 # (annealed Langevin) costs 10,000 NFE per sample. With the six families and five sweep kinds
-# (26 cells per run) it took about 80 minutes (benchmarks/results/cpu-standard-six).
+# (26 cells per run) it took 101 minutes with other runs sharing the two cores
+# (benchmarks/results/cpu-standard-six, 2026-12-05), about 80 alone (its first run, 662bad0).
 STANDARD = Config(
     profile="standard",
     families=FAMILIES,
@@ -152,7 +153,7 @@ PROFILES = {
 
 PURPOSES = {
     "quick": "a few minutes on a CPU",
-    "standard": "the whole comparison in about 80 minutes on a 2-core CPU",
+    "standard": "the whole comparison in 1.5 hours or so on a 2-core CPU",
     "full": "the case-study budget, for a GPU",
     "gpu": "the standard comparison at a GPU's budget, family by family (make bench-gpu)",
 }
