@@ -109,8 +109,8 @@ STANDARD = Config(
 )
 
 PROFILES = {
-    # 165 s on the idle 2-core CPU with six families (2026-12-04): one dataset, one seed, each
-    # family's own sampler.
+    # One dataset, one seed, each family's own sampler: 181 s on the 2-core CPU with a notebook
+    # running beside it (benchmarks/results/cpu-quick, 2026-12-05).
     "quick": dataclasses.replace(
         STANDARD,
         profile="quick",
