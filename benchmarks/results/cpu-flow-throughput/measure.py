@@ -55,8 +55,11 @@ print(
     f"{steps} and {3 * steps} steps, {repeats} interleaved repeats, jax {jax.__version__}, "
     f"{jax.devices()[0].platform}\n"
 )
-print("| model | steps/s (median) | ratio to ddpm (median of paired) |")
-print("|---|---|---|")
+print("| model | steps/s (median) | ratio to ddpm (median of paired) | paired ratios, min-max |")
+print("|---|---|---|---|")
 for name, values in rates.items():
-    ratio = statistics.median(np.asarray(values) / np.asarray(rates["ddpm"]))
-    print(f"| {name} | {statistics.median(values):,.0f} | {ratio:.3f} |")
+    ratios = np.asarray(values) / np.asarray(rates["ddpm"])
+    print(
+        f"| {name} | {statistics.median(values):,.0f} | {statistics.median(ratios):.3f} "
+        f"| {ratios.min():.3f}-{ratios.max():.3f} |"
+    )
