@@ -11,11 +11,12 @@ apart at level 0.05, and flow matching against each other family. Mean ± sd ove
 from pathlib import Path
 
 import pandas as pd
-from scipy import stats
+
+from zoo import quality
 
 HERE = Path(__file__).parent
 FAST = ("dpm", "unipc", "ipndm")
-LEVEL = 0.05  # Welch's t test over the seeds, as zoo-bench summarize calls a tie
+LEVEL = quality.ALPHA  # Welch's t test over the seeds (zoo.quality.compare), as summarize
 
 
 def _cell(values: pd.Series, digits: int) -> str:
@@ -29,21 +30,17 @@ def _table(frame: pd.DataFrame, column: str, digits: int) -> pd.DataFrame:
     return table.unstack("family")
 
 
-def _apart(a: pd.Series, b: pd.Series) -> bool:
-    return bool(stats.ttest_ind(a, b, equal_var=False).pvalue < LEVEL)
-
-
 def verdicts(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     """Flow matching against each other family per dataset: better, worse (lower is better) or
     a tie, by Welch's t test over the seeds of each at level LEVEL."""
     rows = []
-    for (dataset, family), other in frame.groupby(["dataset", "family"], sort=False):
-        flow = frame[(frame.dataset == dataset) & (frame.family == "flow")][column]
-        if family == "flow" or flow.empty or flow.isna().any():
+    for dataset, part in frame.groupby("dataset", sort=False):
+        flow = part[part.family == "flow"][column]
+        if flow.empty or flow.isna().any():
             continue
-        worse = flow.mean() > other[column].mean()
-        verdict = ("worse" if worse else "better") if _apart(flow, other[column]) else "tie"
-        rows.append({"dataset": dataset, "family": family, "verdict": verdict})
+        for family, other in part[part.family != "flow"].groupby("family", sort=False):
+            verdict = quality.compare(flow, other[column]).verdict
+            rows.append({"dataset": dataset, "family": family, "verdict": verdict})
     return (
         pd.DataFrame(rows)
         .pivot(index="dataset", columns="family", values="verdict")
@@ -62,7 +59,7 @@ def pairs_apart(frame: pd.DataFrame, column: str) -> pd.DataFrame:
         for i, a in enumerate(families):
             for b in families[i + 1 :]:
                 x, y = part[part.family == a][column], part[part.family == b][column]
-                if not _apart(x, y):
+                if quality.compare(x, y).verdict == quality.TIE:
                     continue
                 (low, better), (high, worse) = sorted([(x.mean(), a), (y.mean(), b)])
                 means = f"{low:.2f} against {high:.2f}"
