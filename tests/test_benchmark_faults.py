@@ -276,6 +276,10 @@ GUIDANCE = [
     "-c",
     "import sys; from zoo.bench.commands.entry import guidance; sys.exit(guidance())",
 ]
+DISTRIBUTED = [
+    "-c",
+    "import sys; from zoo.bench.commands.entry import distributed; sys.exit(distributed())",
+]
 # a line after its first configuration (DDIM-3 on DDPM), then NCSN's compiles for seconds
 FRONTIER = ["-m", "zoo.bench", "frontier", "--processes=ddpm,ncsn", "--datasets=nine_gaussians",
             "--samplers=ddim", "--nfe=3", "--samples=100", "--out=out"]  # fmt: skip
@@ -300,8 +304,20 @@ def test_a_stop_in_the_teardown_after_a_command_ends_it_quietly_with_its_status(
 # command once it is computing (after its first line of output).
 @pytest.mark.parametrize(
     "command, when",
-    [(SPEED, "importing"), (SPEED, "running"), (GUIDANCE, "importing"), (FRONTIER, "running")],
-    ids=["speed-importing", "speed-running", "guidance-importing", "frontier-running"],
+    [
+        (SPEED, "importing"),
+        (SPEED, "running"),
+        (GUIDANCE, "importing"),
+        (DISTRIBUTED, "importing"),
+        (FRONTIER, "running"),
+    ],
+    ids=[
+        "speed-importing",
+        "speed-running",
+        "guidance-importing",
+        "distributed-importing",
+        "frontier-running",
+    ],
 )
 def test_ctrl_c_in_the_other_commands_is_one_line(command, when, tmp_path):
     process = subprocess.Popen(

@@ -161,4 +161,4 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     from zoo.bench.commands import entry
 
-    entry.finish(main())
+    entry.finish(entry.run("zoo-bench distributed", "zoo.bench.commands.distributed"))

@@ -97,4 +97,4 @@ def guidance() -> NoReturn:
 
 
 def distributed() -> NoReturn:
-    finish(importlib.import_module("zoo.bench.commands.distributed").main())
+    finish(run("zoo-bench distributed", "zoo.bench.commands.distributed"))

@@ -301,4 +301,4 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     from zoo.bench.commands import entry
 
-    entry.finish(main())
+    entry.finish(entry.run("zoo-bench speed", "zoo.bench.commands.speed"))
