@@ -116,6 +116,23 @@ def test_a_timed_difference_that_is_not_positive_is_no_speed():
     assert speed._median([math.nan, 2.0, 4.0]) == 3.0 and math.isnan(speed._median([math.nan]))
 
 
+def test_the_pairs_ratios_give_the_median_and_its_range():
+    # fit against the fused loop pair by pair: 1.1 and 0.9, the third pair's fused rate lost
+    # to noise (NaN), so two pairs, median 1.0; a loop with no measured pair is all NaN
+    nan = math.nan
+    rates = {
+        ("fused", "wall"): [100.0, 200.0, nan],
+        ("fit", "wall"): [110.0, 180.0, 50.0],
+        ("fit, EMA every step", "wall"): [nan, nan, nan],
+    }
+    fit, every_step = speed.ratio_ranges(rates)
+    assert fit == {
+        "loop": "fit / fused", "clock": "wall", "median": 1.0, "min": 0.9, "max": 1.1, "pairs": 2
+    }  # fmt: skip
+    assert every_step["pairs"] == 0 and math.isnan(every_step["median"])
+    assert math.isnan(every_step["min"]) and math.isnan(every_step["max"])
+
+
 @pytest.mark.parametrize("deadline, expected", [(0.0, ("a",)), (1e9, ("a", "b", "c"))])
 def test_families_run_in_order_until_the_deadline_then_one_report(deadline, expected):
     calls = []

@@ -8,7 +8,8 @@ on this machine.
    every 10 steps) and with its EMA every step (``ema_every=1``). Each is timed at N and 3N
    steps and the rate taken from the difference, which cancels compiling and setup; the pairs
    are repeated, interleaved, and the medians reported, in wall time and in the process's CPU
-   time (which a shared machine's other jobs disturb less).
+   time (which a shared machine's other jobs disturb less), with the range of the pairs'
+   ratios: a median ratio whose range spans 1 is a tie at this machine's noise.
 2. The reverse-time SDE by Diffrax (``ReverseSDE``, Euler with an ``UnsafeBrownianPath``)
    against the plain ``lax.scan`` ``EulerMaruyama`` with the same network and steps: each
    compiled once, then the median of repeated calls.
@@ -42,7 +43,15 @@ from zoo.bench.plan.limits import INT32_MAX
 from zoo.bench.plan.parsing import UsageError
 from zoo.bench.report import output
 
-__all__ = ["main", "parser", "sampling_speed", "save", "training_speed", "fused_loop"]
+__all__ = [
+    "fused_loop",
+    "main",
+    "parser",
+    "ratio_ranges",
+    "sampling_speed",
+    "save",
+    "training_speed",
+]
 
 
 def _counts(text: str) -> tuple[int, ...]:
@@ -131,16 +140,35 @@ def _loops(preset: presets.Preset, x: np.ndarray, optimizer, num_runs: int, step
     return {"fused": lambda n: fused[n](keys), "fit": fit, "fit, EMA every step": every_step}
 
 
+def ratio_ranges(rates: dict[tuple[str, str], list[float]]) -> list[dict]:
+    """For each loop of ``rates`` (``(loop, clock) -> steps/s`` of each interleaved pair) but
+    the fused one, and each clock: the median, smallest and largest of the pairs' ratios to
+    the fused loop, and how many pairs measured both (a NaN rate leaves its pair out)."""
+    rows = []
+    for (name, clock), values in rates.items():
+        if name == "fused":
+            continue
+        ratios = [f / g for f, g in zip(values, rates["fused", clock], strict=True)]
+        finite = [r for r in ratios if not math.isnan(r)]
+        rows.append({
+            "loop": f"{name} / fused", "clock": clock, "median": _median(finite),
+            "min": min(finite, default=math.nan), "max": max(finite, default=math.nan),
+            "pairs": len(finite),
+        })  # fmt: skip
+    return rows
+
+
 def training_speed(
     preset: presets.Preset, runs: tuple[int, ...], steps: int, repeats: int
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Steps/s (aggregate over runs) of the minimal fused loop and of ``zoo.train.fit`` for
     ``preset``'s model, batch size and optimizer, each from ``3 * steps`` minus ``steps``
     steps; medians of ``repeats`` interleaved pairs, and the median of their ratios, for fit
-    as it is (its EMA every 10 steps) and with its EMA updated every step."""
+    as it is (its EMA every 10 steps) and with its EMA updated every step. Returns that table
+    and, per run count, the range of the pairs' ratios (:func:`ratio_ranges`)."""
     x = np.asarray(preset.data.train_set(10_000))
     optimizer = preset.optimizer()
-    rows = []
+    rows, ranges = [], []
     for num_runs in runs:
         loops = _loops(preset, x, optimizer, num_runs, steps)
         for loop in loops.values():  # compiles (fit: fills the persistent cache)
@@ -153,17 +181,16 @@ def training_speed(
                 long = _timed(functools.partial(loop, 3 * steps))
                 for i, clock in enumerate(("wall", "cpu")):
                     rates[name, clock].append(_rate(num_runs * 2 * steps, long[i] - short[i]))
+        paired = [{"runs": num_runs, **r} for r in ratio_ranges(rates)]
         row = {"runs": num_runs}
         for clock in ("wall", "cpu"):
-            fused_rates = rates["fused", clock]
-            row[f"fused steps/s ({clock})"] = _median(fused_rates)
+            row[f"fused steps/s ({clock})"] = _median(rates["fused", clock])
             row[f"fit steps/s ({clock})"] = _median(rates["fit", clock])
-            for name in loops:
-                if name != "fused":
-                    row[f"{name} / fused ({clock})"] = _median(
-                        f / g for f, g in zip(rates[name, clock], fused_rates, strict=True)
-                    )
+            for r in paired:
+                if r["clock"] == clock:
+                    row[f"{r['loop']} ({clock})"] = r["median"]
         rows.append(row)
+        ranges += paired
         noisy = sum(math.isnan(r) for rs in rates.values() for r in rs)
         if noisy:
             print(
@@ -172,7 +199,7 @@ def training_speed(
                 "those pairs are left out (a larger --train-steps measures them)",
                 file=sys.stderr,
             )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), pd.DataFrame(ranges)
 
 
 def _rate(steps: int, seconds: float) -> float:
@@ -283,8 +310,12 @@ def main(argv: list[str] | None = None) -> None:
         f"Training {preset.name} (batch {preset.batch_size}), steps/s over all runs from "
         f"{args.train_steps} and {3 * args.train_steps} steps, median of {args.repeats}"
     )
-    tables[title] = training_speed(preset, args.runs, args.train_steps, args.repeats)
+    tables[title], ranges = training_speed(preset, args.runs, args.train_steps, args.repeats)
     printed.append(_section(title, tables[title]))
+    print(printed[-1])
+    pairs = f"Training, the ratio to the fused loop over the {args.repeats} interleaved pairs"
+    tables[pairs] = ranges
+    printed.append(_section(pairs, ranges))
     print(printed[-1])
     if not args.no_sampling:
         title = f"Sampling {args.samples} points, median of {args.repeats}, jit excluded"
