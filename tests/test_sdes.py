@@ -113,6 +113,24 @@ def test_geometric_ncsn_levels_are_the_ve_sde():
     t = jnp.linspace(0.0, 1.0, 37)
     np.testing.assert_allclose(ncsn.marginal(t)[1], ve.marginal(t)[1], rtol=1e-4)
     np.testing.assert_allclose(ncsn.marginal(ncsn.level_times)[1], ncsn.sigmas[::-1], rtol=1e-5)
+    # the SDE too, at every level and at both ends, where the samplers start and stop (the
+    # diffusion there was once 1/sqrt(2) of VE's: a clip's derivative at its bounds)
+    t = jnp.concatenate([t, jnp.asarray(ncsn.level_times)])
+    np.testing.assert_allclose(ncsn.diffusion(t), ve.diffusion(t), rtol=1e-4)
+    x, score = jnp.ones((t.size, 2)), -jnp.ones((t.size, 2))
+    flow = jax.vmap(ncsn.probability_flow)(x, t, score)
+    np.testing.assert_allclose(flow, jax.vmap(ve.probability_flow)(x, t, score), rtol=1e-4)
+
+
+def test_level_schedules_keep_their_end_segments_slope_at_the_ends():
+    # DDPM's beta(t) = -N log(1 - beta_i) on (t_{i-1}, t_i] (Ho et al.'s chain as a VP SDE):
+    # at t = T the last beta, and at the first level the second (the segment above it)
+    ddpm = sdes.ddpm_linear(1e-3, 0.2, 100)
+    betas, n = np.asarray(ddpm.betas, np.float64), len(ddpm.betas)
+    beta = lambda t: float(ddpm.diffusion(jnp.float32(t)) ** 2)
+    np.testing.assert_allclose(beta(ddpm.T), -n * np.log1p(-betas[-1]), rtol=1e-4)
+    np.testing.assert_allclose(beta(ddpm.level_times[0]), -n * np.log1p(-betas[1]), rtol=1e-4)
+    assert beta(ddpm.T + 0.5) == 0.0  # constant beyond the ends
 
 
 @pytest.mark.parametrize("name", list(PROCESSES))

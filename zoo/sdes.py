@@ -309,13 +309,17 @@ class SDE(abc.ABC):
 
 def _interp_levels(u, values):
     """Piecewise-linear interpolation of ``values`` given at ``u = 0, 1, ..., n - 1``, constant
-    beyond the ends (``jnp.interp`` on ``jnp.arange(n)``). Indexing the two neighbours
-    directly needs no search: ``jnp.interp``'s searchsorted is a ``while`` loop that XLA's GPU
-    compiler (jaxlib 0.11.2, H200) fails to compile inside a sampler's ``scan``."""
+    beyond the ends, with ``jnp.interp``'s derivative on ``jnp.arange(n)``: at a level, the
+    slope of the segment above it, and at the two ends the slope of the segment inside.
+    Indexing the two neighbours directly needs no search: ``jnp.interp``'s searchsorted is a
+    ``while`` loop that XLA's GPU compiler (jaxlib 0.11.2, H200) fails to compile inside a
+    sampler's ``scan``."""
     values = jnp.asarray(values)
-    u = jnp.clip(u, 0.0, values.shape[0] - 1.0)
     i = jnp.clip(jnp.floor(u).astype(jnp.int32), 0, values.shape[0] - 2)
     w = u - i
+    # Held in [0, 1] by where, not clip: jnp.clip's derivative is 1/2 at its bounds, which
+    # halved the drift and diffusion at t = T and at the first level, where samplers start.
+    w = jnp.where(w < 0.0, 0.0, jnp.where(w > 1.0, 1.0, w))
     return (1.0 - w) * values[i] + w * values[i + 1]
 
 
