@@ -104,7 +104,10 @@ STANDARD = Config(
     nfe=(5, 10, 20, 50, 100),
     num_samples=1_000,
     num_nll=1_000,
-    nll_tol=1e-3,  # ~200 NFE instead of ~900 at 1e-5; moves the NLL by ~0.003 nats
+    # ~200 NFE instead of ~900 at 1e-5, but not converged for NCSN: on 25 Gaussians at 6,000
+    # steps its KL was 0.16-0.45 nats per call against 0.17-0.19 at 1e-5 and 1e-6
+    # (benchmarks/results/README.md, the level-schedule fix)
+    nll_tol=1e-3,
     out="results/standard",
 )
 
