@@ -112,8 +112,8 @@ STANDARD = Config(
 )
 
 PROFILES = {
-    # One dataset, one seed, each family's own sampler: 181 s on the 2-core CPU with a notebook
-    # running beside it (benchmarks/results/cpu-quick, 2026-12-05).
+    # One dataset, one seed, each family's own sampler: 126 s on the 2-core CPU, otherwise idle
+    # (benchmarks/results/cpu-quick, 2026-12-05).
     "quick": dataclasses.replace(
         STANDARD,
         profile="quick",
