@@ -591,7 +591,7 @@ class ReverseSDE(Sampler):
     ``VirtualBrownianTree``, needed for adaptive steps or backpropagation, answers any interval
     of one fixed path at the cost of a tree descent per increment). Measured on this project's
     CPU (``benchmarks/results/speed-cpu``, ``zoo-bench speed``: 500 points, 1000 Euler steps,
-    median of 5), it took 1.07x the time of :class:`EulerMaruyama`'s ``lax.scan``.
+    median of 5), it took 1.06x the time of :class:`EulerMaruyama`'s ``lax.scan``.
     """
 
     solver: diffrax.AbstractSolver = dataclasses.field(default_factory=diffrax.Euler)
