@@ -318,7 +318,8 @@ def _interp_levels(u, values):
     i = jnp.clip(jnp.floor(u).astype(jnp.int32), 0, values.shape[0] - 2)
     w = u - i
     # Held in [0, 1] by where, not clip: jnp.clip's derivative is 1/2 at its bounds, which
-    # halved the drift and diffusion at t = T and at the first level, where samplers start.
+    # halved the drift and diffusion at u = 0 and n - 1 (t = T for DDPM; t = T and t = 0 for
+    # NCSN), where the samplers and the likelihood ODE start or stop.
     w = jnp.where(w < 0.0, 0.0, jnp.where(w > 1.0, 1.0, w))
     return (1.0 - w) * values[i] + w * values[i + 1]
 
