@@ -23,12 +23,18 @@ def test_the_committed_table_is_what_the_committed_folders_give():
 
 
 def _folders(
-    root: Path, vp: float, ve: float, seeds=(0, 1, 2), diverged: bool = False, edm=None
+    root: Path,
+    vp: float,
+    ve: float,
+    seeds=(0, 1, 2),
+    diverged: bool = False,
+    edm=None,
+    edm_tol: float = 1e-5,
 ) -> Path:
     """Toy folders: VP and VE with sliced W2 = ``vp`` and ``ve`` times the floor (a small
     seed-to-seed spread), a DDIM and the own sampler each, and in the second comparison
     folder VE under EDM's preconditioning at ``edm`` (default: ``ve + 1``); VE's steps reach
-    the floor first."""
+    the floor first. Its likelihoods are integrated at ``edm_tol``, the others' at 1e-5."""
     rng = np.random.default_rng(0)
     rows, steps = [], []
     levels = (("vp", vp), ("ve", ve), ("ve-edm", ve + 1 if edm is None else edm))
@@ -50,7 +56,7 @@ def _folders(
         rows[0]["status"] = "diverged: NaN loss"  # vp's own sampler, one seed of one dataset
     floor = pd.DataFrame({"dataset": list(DATASETS) * 2, "sliced_w2": 1.0})
     results = root / "results"
-    machine = '{"machine": {"backend": "cpu", "jax": "0"}}'
+    machine = '{"machine": {"backend": "cpu", "jax": "0"}, "config": {"nll_tol": %g}}'
     rows = pd.DataFrame(rows)
     edm_rows = rows.family == "ve-edm"
     for folder, frames in {
@@ -65,7 +71,8 @@ def _folders(
         },
     }.items():  # fmt: skip
         (results / folder).mkdir(parents=True)
-        (results / folder / "summary.json").write_text(machine)
+        tol = edm_tol if folder == summarize.SAMPLES[1] else 1e-5
+        (results / folder / "summary.json").write_text(machine % tol)
         for name, frame in frames.items():
             frame.to_csv(results / folder / name, index=False)
     return results
@@ -102,6 +109,23 @@ def test_a_parametrisation_competes_and_its_runner_up_is_another_family(tmp_path
     pd.DataFrame({"dataset": list(DATASETS), "sliced_w2": 2.0}).to_csv(floor, index=False)
     with pytest.raises(summarize.UsageError, match="noise floors are not"):
         summarize.answers(tmp_path / "results")
+
+
+def test_likelihoods_at_another_ode_tolerance_are_left_out_and_named(tmp_path):
+    same = _rows(_folders(tmp_path / "same", vp=1.5, ve=1.3, edm=1.05))["best likelihood"]
+    assert same.winner.startswith("VE SDE (predicts edm)") and "left out" not in same.folder
+    other = _folders(tmp_path / "other", vp=1.5, ve=1.3, edm=1.05, edm_tol=1e-3)
+    rows = _rows(other)
+    likelihood = rows["best likelihood"]
+    assert likelihood.winner.startswith("VE SDE (predicts eps)")  # the EDM run is not ranked
+    assert likelihood.folder == (
+        f"{summarize.SAMPLES[0]} ({summarize.SAMPLES[1]} left out: its likelihood ODE at "
+        "rtol = atol = 0.001, not 1e-05)"
+    )
+    assert rows["best samples at any NFE"].winner.startswith("VE SDE (predicts edm)")
+    (other / summarize.SAMPLES[1] / "summary.json").write_text('{"machine": {}}')
+    with pytest.raises(summarize.UsageError, match="no config.nll_tol"):
+        summarize.answers(other)
 
 
 def test_a_setting_with_a_failed_cell_is_not_ranked(tmp_path):

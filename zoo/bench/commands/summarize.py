@@ -12,7 +12,9 @@ Each row answers one question from one folder:
   repeats (1 is the floor); a setting enters only with every dataset and seed ``ok``. At
   "any NFE" each family has its own sampler (1,000 evaluations or more), beside the fast ones.
 - **likelihood**: the family with the lowest excess NLL (model NLL less the data's entropy,
-  nats), averaged over the datasets in the same way.
+  nats), averaged over the datasets in the same way; a folder whose likelihood ODE ran at
+  another tolerance than ``cpu-standard-six``'s (``nll_tol`` in its ``summary.json``) is left
+  out of this row, and the row says so.
 - **training steps**: the family that first has its seed mean within 1.5x the floor on every
   dataset of the step-curve folders (``cpu-16k-why`` and ``cpu-16k-why-flow``: parameters kept
   at 1k, 2k, 4k, 8k and 16k steps, each family's own sampler).
@@ -90,6 +92,14 @@ def _machine(results: Path, folder: str) -> str:
         raise UsageError(f"results: {path} is missing")
     machine = json.loads(path.read_text())["machine"]
     return f"{machine['backend']}, jax {machine['jax']}"
+
+
+def _tolerance(results: Path, folder: str) -> float:
+    """The ODE tolerance (rtol = atol) of the folder's likelihoods, from its ``summary.json``."""
+    config = json.loads((results / folder / "summary.json").read_text()).get("config", {})
+    if "nll_tol" not in config:
+        raise UsageError(f"results: {results / folder / 'summary.json'} has no config.nll_tol")
+    return float(config["nll_tol"])
 
 
 def _predicts(family: str) -> str:
@@ -202,7 +212,10 @@ def _sample_answers(results: Path) -> list[Answer]:
         cost = ", ".join(_cost(rows, *winner)) + f" on {machine}"
         setting = _setting(*winner, nfe[winner])
         out.append(Answer(question, setting, value, other, margin, call, cost, where[winner[0]]))
-    own = rows[rows.sampler == "default"]
+    # likelihoods integrated at another tolerance are not the same measurement
+    tolerance = {f: _tolerance(results, f) for f in SAMPLES}
+    left_out = [f for f in SAMPLES if tolerance[f] != tolerance[SAMPLES[0]]]
+    own = rows[(rows.sampler == "default") & ~rows.folder.isin(left_out)]
     scores = _scores(own, "excess_nll")
     winner = _best(scores)
     if winner is None:
@@ -214,7 +227,11 @@ def _sample_answers(results: Path) -> list[Answer]:
         other = f"{_model(runner_up[0])}: {scores[runner_up].mean():.3f}"
     value = f"excess NLL {scores[winner].mean():.3f} nats"
     cost = f"{_cost(rows, *winner)[0]} on {machine}"
-    folder = where[winner[0]]
+    folder = where[winner[0]] + "".join(
+        f" ({f} left out: its likelihood ODE at rtol = atol = {tolerance[f]:g}, not "
+        f"{tolerance[SAMPLES[0]]:g})"
+        for f in left_out
+    )
     out.append(
         Answer("best likelihood", _model(winner[0]), value, other, margin, call, cost, folder)
     )
