@@ -144,7 +144,8 @@ PROFILES = {
     # likelihood (~2 s each on the host), drawing and scoring 288 cells; 5 families did not
     # fit in 8 minutes. Two budgets (11 samplers) cut what grows with the samplers by a
     # third. n, the NLL and the sweep's kinds stay standard's, so the tables compare with
-    # benchmarks/results/cpu-standard-six.
+    # benchmarks/results/cpu-standard-six. That H200 run integrated the likelihood at
+    # rtol = atol = 1e-3; at 1e-5 the ODE takes 4-7x the evaluations (cpu-quick's runs).
     "gpu": dataclasses.replace(
         STANDARD,
         profile="gpu",
