@@ -113,7 +113,7 @@ STANDARD = Config(
 )
 
 PROFILES = {
-    # One dataset, one seed, each family's own sampler: 126 s on the 2-core CPU, otherwise idle
+    # One dataset, one seed, each family's own sampler: 177 s on the 2-core CPU, otherwise idle
     # (benchmarks/results/cpu-quick, 2026-12-05).
     "quick": dataclasses.replace(
         STANDARD,
