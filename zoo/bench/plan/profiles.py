@@ -126,7 +126,9 @@ PROFILES = {
         out="results/quick",
     ),
     "standard": STANDARD,
-    # The case study's budget (128,000 steps) on a GPU, every family on six datasets.
+    # The case study's budget (128,000 steps) on a GPU, every family on six datasets. Its
+    # likelihoods at standard's 1e-5 (never run): a VE run that needs more than the ODE's
+    # 4,096 steps there is marked failed in nll_status, not given a number (see gpu below).
     "full": dataclasses.replace(
         STANDARD,
         profile="full",
@@ -144,13 +146,17 @@ PROFILES = {
     # likelihood (~2 s each on the host), drawing and scoring 288 cells; 5 families did not
     # fit in 8 minutes. Two budgets (11 samplers) cut what grows with the samplers by a
     # third. n, the NLL and the sweep's kinds stay standard's, so the tables compare with
-    # benchmarks/results/cpu-standard-six. That H200 run integrated the likelihood at
-    # rtol = atol = 1e-3; at 1e-5 the ODE takes 4-7x the evaluations (cpu-quick's runs).
+    # benchmarks/results/cpu-standard-six, but the likelihood's tolerance is looser: trained
+    # longer, VE's probability-flow ODE needs far more steps than at 6,000 steps (a 20,000-step
+    # VE network on nine Gaussians: 4,651 NFE at 1e-3, 31,819 at 1e-4, past the likelihood's
+    # 4,096 steps), so at 1e-5 its runs would fail the limit. At 1e-3 that network's KL is
+    # 0.088 nats against 0.047 at 1e-4: these likelihoods are good to a few hundredths.
     "gpu": dataclasses.replace(
         STANDARD,
         profile="gpu",
         steps=48_000,
         nfe=(5, 20),
+        nll_tol=1e-3,
         out="results/gpu",
     ),
 }
