@@ -168,6 +168,16 @@ def test_the_nll_split_refuses_settings_that_give_a_wrong_table(tmp_path, bad, n
     assert status == 2 and f"argument {named}: expected" in last, last
 
 
+def test_the_nll_split_reads_the_folders_tolerance_or_says_it_needs_one(tmp_path, capsys):
+    (tmp_path / "cache" / "runs").mkdir(parents=True)
+    (tmp_path / "config.toml").write_text('profile = "quick"\nnll_tol = 1e-05\n')
+    assert nll_split.folder_tolerance(tmp_path) == 1e-5
+    (tmp_path / "config.toml").unlink()  # a folder without one, and no --nll-tol
+    assert nll_split.main([str(tmp_path), "--families=vp"]) == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert "config.toml gives no nll_tol; pass --nll-tol" in last, last
+
+
 class _WrongAboveOne:
     """The exact score of nine Gaussians under VP, 20% too large where sigma/alpha >= 1."""
 

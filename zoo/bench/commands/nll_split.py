@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import tomllib
 from pathlib import Path
 
 import jax
@@ -205,8 +206,22 @@ def parser() -> parsing.Parser:
                    default=("nine_gaussians", "gaussians_25"))  # fmt: skip
     p.add_argument("--cuts", type=_cuts, default=CUTS, help="band edges of sigma/alpha")
     p.add_argument("--nll-points", type=at_least(2), default=1000, help="held-out points (1000)")
-    p.add_argument("--nll-tol", type=tolerance, default=1e-3, help="ODE rtol = atol (0.001)")
+    p.add_argument("--nll-tol", type=tolerance, default=None,
+                   help="ODE rtol = atol (the folder's nll_tol, from its config.toml)")  # fmt: skip
     return p
+
+
+def folder_tolerance(folder: Path) -> float:
+    """The ``nll_tol`` of the folder's ``config.toml``: the tolerance of the benchmark's own
+    likelihoods, at which :math:`L(0)` is its excess NLL."""
+    path = folder / "config.toml"
+    try:
+        value = float(tomllib.loads(path.read_text())["nll_tol"])
+    except (OSError, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError):
+        raise UsageError(f"folder: {path} gives no nll_tol; pass --nll-tol") from None
+    if not 0.0 < value < 1.0:
+        raise UsageError(f"folder: {path} has nll_tol = {value:g}, expected one in (0, 1)")
+    return value
 
 
 @parsing.main_of("nll-split")
@@ -224,7 +239,8 @@ def main(argv: list[str] | None = None) -> None:
             limits.check_points("--nll-points", args.nll_points, presets.toy(family).model)
     except limits.TooLarge as e:
         raise UsageError(str(e)) from None
-    frame = split(args.folder, families, datasets, cuts, args.nll_points, args.nll_tol)
+    tol = folder_tolerance(args.folder) if args.nll_tol is None else args.nll_tol
+    frame = split(args.folder, families, datasets, cuts, args.nll_points, tol)
     print(report(args.folder, frame))
 
 
