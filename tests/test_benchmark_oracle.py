@@ -173,10 +173,16 @@ def test_the_nll_split_reads_the_folders_tolerance_or_says_it_needs_one(tmp_path
     (tmp_path / "cache" / "runs").mkdir(parents=True)
     (tmp_path / "config.toml").write_text('profile = "quick"\nnll_tol = 1e-05\n')
     assert nll_split.folder_tolerance(tmp_path) == 1e-5
+    for text, said in [('profile = "quick"\n', "gives no nll_tol; pass --nll-tol"),
+                       ("nll_tol = 2.0\n", "nll_tol: expected a tolerance in (0, 1)"),
+                       ("nll_tol = [\n", "is not valid TOML")]:  # fmt: skip
+        (tmp_path / "config.toml").write_text(text)
+        assert nll_split.main([str(tmp_path), "--families=vp"]) == 2
+        last = capsys.readouterr().err.splitlines()[-1]
+        assert said in last, last
     (tmp_path / "config.toml").unlink()  # a folder without one, and no --nll-tol
     assert nll_split.main([str(tmp_path), "--families=vp"]) == 2
-    last = capsys.readouterr().err.splitlines()[-1]
-    assert "config.toml gives no nll_tol; pass --nll-tol" in last, last
+    assert "cannot read" in capsys.readouterr().err.splitlines()[-1]
 
 
 class _WrongAboveOne:

@@ -126,6 +126,12 @@ def test_likelihoods_at_another_ode_tolerance_are_left_out_and_named(tmp_path):
     (other / summarize.SAMPLES[1] / "summary.json").write_text('{"machine": {}}')
     with pytest.raises(summarize.UsageError, match="no config.nll_tol"):
         summarize.answers(other)
+    (other / summarize.SAMPLES[1] / "summary.json").write_text("{damaged")
+    with pytest.raises(summarize.UsageError, match="summary.json is not JSON"):
+        summarize.answers(other)
+    (other / summarize.SAMPLES[1] / "summary.json").unlink()
+    with pytest.raises(summarize.UsageError, match="cannot read"):
+        summarize.answers(other)
 
 
 def test_a_setting_with_a_failed_cell_is_not_ranked(tmp_path):

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import math
 import re
-import tomllib
 from pathlib import Path
 
 import jax
@@ -43,7 +42,7 @@ from zoo import presets
 from zoo.bench import cache
 from zoo.bench.commands import entry
 from zoo.bench.judge import evaluation, oracle
-from zoo.bench.plan import limits, parsing
+from zoo.bench.plan import config_file, limits, parsing
 from zoo.bench.plan.cli import at_least, names, tolerance
 from zoo.bench.plan.parsing import UsageError
 from zoo.bench.report import output
@@ -216,12 +215,15 @@ def folder_tolerance(folder: Path) -> float:
     likelihoods, at which :math:`L(0)` is its excess NLL."""
     path = folder / "config.toml"
     try:
-        value = float(tomllib.loads(path.read_text())["nll_tol"])
-    except (OSError, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError):
-        raise UsageError(f"folder: {path} gives no nll_tol; pass --nll-tol") from None
-    if not 0.0 < value < 1.0:
-        raise UsageError(f"folder: {path} has nll_tol = {value:g}, expected one in (0, 1)")
-    return value
+        value = config_file.read(path).get("nll_tol")
+    except ValueError as e:
+        raise UsageError(f"folder: {e}; pass --nll-tol") from None
+    if value is None:
+        raise UsageError(f"folder: {path} gives no nll_tol; pass --nll-tol")
+    try:
+        return tolerance(str(value))
+    except argparse.ArgumentTypeError as e:
+        raise UsageError(f"folder: {path}: nll_tol: {e}") from None
 
 
 @parsing.main_of("nll-split")

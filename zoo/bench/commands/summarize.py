@@ -85,18 +85,26 @@ def _read(results: Path, folder: str, name: str) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
+def _summary(results: Path, folder: str) -> dict:
+    """The folder's ``summary.json``; one line if it is missing or not JSON."""
+    path = results / folder / "summary.json"
+    try:
+        return json.loads(path.read_text())
+    except OSError as e:
+        raise UsageError(f"results: cannot read {path}: {e.strerror or e}") from None
+    except json.JSONDecodeError as e:
+        raise UsageError(f"results: {path} is not JSON: {e}") from None
+
+
 def _machine(results: Path, folder: str) -> str:
     """The backend the folder was made on, from its ``summary.json``."""
-    path = results / folder / "summary.json"
-    if not path.is_file():
-        raise UsageError(f"results: {path} is missing")
-    machine = json.loads(path.read_text())["machine"]
+    machine = _summary(results, folder)["machine"]
     return f"{machine['backend']}, jax {machine['jax']}"
 
 
 def _tolerance(results: Path, folder: str) -> float:
     """The ODE tolerance (rtol = atol) of the folder's likelihoods, from its ``summary.json``."""
-    config = json.loads((results / folder / "summary.json").read_text()).get("config", {})
+    config = _summary(results, folder).get("config", {})
     if "nll_tol" not in config:
         raise UsageError(f"results: {results / folder / 'summary.json'} has no config.nll_tol")
     return float(config["nll_tol"])
