@@ -469,8 +469,8 @@ class FlowPath(SDE):
     t_min: float = 1e-3
     # Steps uniform in sqrt(t), as for VP: on the exact score of four Gaussian mixtures the
     # only grid on which the multistep solvers pass on every data set by 20 NFE (UniPC by 10);
-    # uniform in t is as close at 5 NFE but narrows gaussians_25's modes to 0.4-0.7 of their
-    # spread (benchmarks/results/cpu-frontier-flow).
+    # uniform in t is as close at 5 NFE but, with DPM-Solver++ and UniPC at 10-20 NFE, narrows
+    # gaussians_25's modes to 0.4-0.7 of their spread (benchmarks/results/cpu-frontier-flow).
     default_grid = "quadratic"
     noise_time = 1.0
 
