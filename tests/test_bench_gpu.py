@@ -9,6 +9,7 @@ import time
 import types
 
 import jax
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -54,8 +55,13 @@ def test_tiny_run_writes_one_folder_named_by_device_and_date(tmp_path, capsys):
     speed = pd.read_csv(out / "speed.csv")
     assert speed.table.nunique() >= 2  # training and sampling
     for _, table in speed.groupby("table"):
-        rates = table.dropna(axis=1).select_dtypes("number")
-        assert rates.shape[1] > 0 and (rates > 0).all().all()
+        # At the tiny budget a pair's 20 steps can drown in the machine's noise: the command
+        # then leaves that pair out (its ratio NaN, its count of pairs 0), never a rate <= 0.
+        numbers = table.drop(columns="pairs", errors="ignore").select_dtypes("number")
+        measured = numbers.to_numpy()[~np.isnan(numbers.to_numpy())]
+        assert measured.size > 0 and (measured > 0).all()
+        if "pairs" in table:
+            assert table.pairs.dropna().between(0, 1).all()  # --repeats 1 at the tiny budget
 
     record = json.loads((out / "bench_gpu.json").read_text())
     assert record["tiny"] is True and record["device_kind"] == jax.devices()[0].device_kind

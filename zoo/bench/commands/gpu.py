@@ -48,8 +48,8 @@ ROOT = Path("benchmarks", "results")
 #: H200 (2026-12-04, benchmarks/results/gpu-nvidia-h200-2026-12-04) a family took up to 144 s
 #: with 11 samplers: 17-28 s to train its 18 runs, the rest to compile its samplers and
 #: likelihood, draw and score its 198 cells; three families were done at 312 s under the
-#: 420 s deadline of then. This one would have started two of them (the third at ~240 s, with
-#: 144 s the slowest so far): a slower first family costs a family, never the time limit.
+#: 420 s deadline of then. This deadline would have run two of them (the third began at ~240 s,
+#: with 144 s the slowest so far): a slower first family costs a family, never the time limit.
 DEADLINE_S = 330.0
 
 #: the comparison's flags for ``--tiny``: one family of the gpu profile on one of its datasets
