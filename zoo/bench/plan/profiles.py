@@ -90,9 +90,10 @@ TOY_DATASETS = (
 # trained 18 at a time per family), each run sampled by its family's default sampler and by the
 # five deterministic fast samplers at 5-100 NFE. What sets the size: training the runs at ~560
 # aggregate steps/s; 26 cells per run at ~0.7 s of metrics each for n = 1,000; NCSN's default
-# (annealed Langevin) costs 10,000 NFE per sample; the likelihood ODE 700-3,000 NFE a run at
-# nll_tol below. With the six families and five sweep kinds (26 cells per run) it took 85
-# minutes, the machine otherwise idle (benchmarks/results/cpu-standard-six, 2026-12-05).
+# (annealed Langevin) costs 10,000 NFE per sample; the likelihood ODE 619-7,177 NFE a run at
+# nll_tol below (medians 706 for flow matching to 2,971 for VE). With the six families and
+# five sweep kinds (26 cells per run) it took 85 minutes, the machine otherwise idle
+# (benchmarks/results/cpu-standard-six, 2026-12-05).
 STANDARD = Config(
     profile="standard",
     families=FAMILIES,
