@@ -59,7 +59,8 @@ def test_tiny_run_writes_one_folder_named_by_device_and_date(tmp_path, capsys):
         # At the tiny budget a pair's 20 steps can drown in the machine's noise: the command
         # then leaves that pair out (its ratio NaN, its count of pairs 0), never a rate <= 0.
         numbers = table.drop(columns="pairs", errors="ignore").select_dtypes("number")
-        measured = numbers.to_numpy()[~np.isnan(numbers.to_numpy())]
+        values = numbers.to_numpy()
+        measured = values[~np.isnan(values)]
         assert measured.size > 0 and (measured > 0).all()
         if "pairs" in table:
             assert table.pairs.dropna().between(0, repeats).all()
