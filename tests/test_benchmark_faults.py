@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
@@ -194,6 +195,21 @@ def test_a_likelihood_out_of_steps_is_a_one_line_status():
     with pytest.raises(jax.errors.JaxRuntimeError) as raised:
         fn(np.zeros((3, 2), np.float32))
     assert evaluation.failure(raised.value) == "failed: the ODE solver reached max_steps (2)"
+
+
+def test_a_check_failing_after_dispatch_leaves_no_error_for_exit():
+    # The likelihood's input is still being computed when it is dispatched, so its max_steps
+    # check fails later, on a worker thread, and JAX's token of that computation holds the
+    # error; at exit JAX waits on the token (jax.effects_barrier), which would raise it again
+    # as a traceback after the report.
+    sde = presets.toy("ve").model.sde
+    busy = jax.jit(lambda a: jax.lax.fori_loop(0, 400, lambda _, b: jnp.tanh(b @ b), a))
+    fn = jax.jit(lambda x: zoo.log_likelihood(sde, lambda y, t: -y, x[:3, :2], max_steps=2))
+    fn = fn.lower(jnp.eye(256)).compile()  # compiled first, or busy ends while fn compiles
+    with pytest.raises(jax.errors.JaxRuntimeError) as raised:
+        jax.block_until_ready(fn(busy(jnp.eye(256))))
+    assert evaluation.failure(raised.value) == "failed: the ODE solver reached max_steps (2)"
+    jax.effects_barrier()  # what JAX's exit handler calls: nothing left to raise
 
 
 def test_samples_far_from_the_data_are_marked_diverged():

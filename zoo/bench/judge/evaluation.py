@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import jax
 import numpy as np
+from jax._src import dispatch as _dispatch
 
 import zoo
 from zoo import data as data_lib
@@ -176,7 +177,11 @@ def sample_key(seed: int) -> jax.Array:
 def failure(error: jax.errors.JaxRuntimeError) -> str:
     """A solver's runtime error as a one-line status: the step limit (the zoo's check or
     Diffrax's own), else an error raised inside the program (under ``jit`` its message follows
-    a callback's traceback in the text), else the error's first line."""
+    a callback's traceback in the text), else the error's first line.
+
+    It also forgets the failed computation (:func:`_forget_failed_computation`), since the
+    status is all that is left of it."""
+    _forget_failed_computation()
     text = str(error)
     steps = steps_run_out(text)
     if steps is not None or "maximum number of solver steps" in text:
@@ -184,6 +189,19 @@ def failure(error: jax.errors.JaxRuntimeError) -> str:
     raised = re.search(r"EquinoxRuntimeError: (.+)", text)
     line = raised[1] if raised else text.strip().splitlines()[0]
     return "failed: " + line.strip()[:200]
+
+
+def _forget_failed_computation() -> None:
+    """Drop JAX's runtime tokens. JAX keeps, per device, the token of the last computation
+    with a host callback (every ``eqx.error_if`` check is one) and waits on it at exit. A
+    check that fails after its computation was dispatched, as when its input was still being
+    computed, leaves a token holding the error, which JAX's exit handler raises again: a
+    traceback printed after a finished benchmark's report. Once the error is a status nothing
+    waits on that computation, so the tokens can go (JAX offers no public call for this;
+    without it, only that exit traceback comes back)."""
+    tokens = getattr(_dispatch, "runtime_tokens", None)
+    if tokens is not None:
+        tokens.clear()
 
 
 #: samples this many times the data's radius away from the origin mark a diverged cell
