@@ -8,6 +8,7 @@ import math
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +150,25 @@ def test_two_datasets_train_in_one_call_and_sweep_the_nfe(tmp_path):
     nfe_table = (out / "nfe.md").read_text()
     assert "### nine_gaussians" in nfe_table and "### checkerboard" in nfe_table
     assert (out / "nfe_nine_gaussians.png").exists() and (out / "nfe_checkerboard.png").exists()
+
+
+def test_an_infinite_seed_value_is_inf_in_the_table_without_a_warning():
+    # A mode KL is inf when no sample lies near any mode (a 5-NFE sampler can do that): the
+    # cell is inf, with no sd (inf - inf has none) and no numpy warning on the report's stderr.
+    rows = [
+        {"family": "vp", "dataset": "nine_gaussians", "seed": seed, "sampler": sampler,
+         "status": "ok", "mode_kl": kl}
+        for sampler, kls in [("edm-3", [0.5, math.inf, 0.7]), ("default", [0.01, 0.02, 0.03])]
+        for seed, kl in enumerate(kls)
+    ]  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        text = tables.markdown(rows, [{"dataset": "nine_gaussians", "mode_kl": 0.01}])
+    lines = [[cell.strip() for cell in line.split("|")] for line in text.splitlines()]
+    header = next(line for line in lines if "mode KL" in line)
+    column, sampler = header.index("mode KL"), header.index("sampler")
+    cells = {line[sampler]: line[column] for line in lines if line[1:2] == ["vp"]}
+    assert cells == {"edm-3": "inf", "default": "**0.02 ± 0.01**"}, text
 
 
 def test_a_family_whose_model_differs_by_dataset_trains_each_apart(tmp_path):

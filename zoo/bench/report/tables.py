@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from zoo.bench.judge import evaluation, oracle
@@ -103,11 +104,14 @@ def write_csv(path: Path, rows: list[dict], stamp: str | None = None) -> None:
 
 
 def _cell(values: pd.Series, spec: str = ".3g") -> str:
+    """``mean ± sd`` of the seeds' values; ``inf`` alone where a seed's value is infinite (a
+    mode KL with no sample near any mode), whose sd is undefined."""
     values = values.dropna().astype(float)
     if values.empty:
         return ""
     text = format(values.mean(), spec)
-    return text + (f" ± {values.std():.2g}" if len(values) > 1 else "")
+    spread = len(values) > 1 and np.isfinite(values).all()
+    return text + (f" ± {values.std():.2g}" if spread else "")
 
 
 def _status(group: pd.DataFrame, label: str, notes: list[str]) -> str:
