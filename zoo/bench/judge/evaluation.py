@@ -19,7 +19,6 @@ from collections.abc import Callable
 
 import jax
 import numpy as np
-from jax._src import dispatch as _dispatch
 
 import zoo
 from zoo import data as data_lib
@@ -189,6 +188,12 @@ def failure(error: jax.errors.JaxRuntimeError) -> str:
     raised = re.search(r"EquinoxRuntimeError: (.+)", text)
     line = raised[1] if raised else text.strip().splitlines()[0]
     return "failed: " + line.strip()[:200]
+
+
+try:  # private: where JAX keeps its runtime tokens, read by _forget_failed_computation
+    from jax._src import dispatch as _dispatch
+except ImportError:
+    _dispatch = None
 
 
 def _forget_failed_computation() -> None:
